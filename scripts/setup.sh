@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages procsup needs to build, test and benchmark.
+# Idempotent: installs only what is missing, and runs `apt-get update` once, only then.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libboost1.81-dev             # Boost.Interprocess (benchmark baseline only)
+  libspdlog-dev libfmt-dev     # logging (synchronous sinks)
+  libtomlplusplus-dev          # config
+  libcli11-dev                 # command line
+  nlohmann-json3-dev           # JSON codec, control protocol
+  libgtest-dev libgmock-dev    # tests
+  libbenchmark-dev             # benchmarks
+  clang libclang-rt-14-dev     # libFuzzer target
+  util-linux procps            # unshare, ps (PID-1 and process tests)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages and not root; run as root or install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
