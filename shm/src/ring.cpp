@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <limits>
+#include <new>
 #include <stdexcept>
 
 #include "procsup/shm/futex.hpp"
@@ -39,8 +41,11 @@ inline std::uint64_t make_header(std::uint32_t length, std::uint32_t tag) noexce
 // fence that follows our publish, pairing with the sleeper's fence between setting `word` and
 // re-checking the ring (a Dekker handshake: one of the two sees the other's store).
 void wake_if_sleeping(std::atomic<std::uint32_t>& word, wakeup how) noexcept {
-  // relaxed: ordered by the caller's seq_cst fence; the exchange makes exactly one waker act.
+  // relaxed: ordered after our publish by the caller's seq_cst fence, which pairs with the
+  // sleeper's fence after it set the word. A cheap check first: no RMW when nobody sleeps.
   if (word.load(std::memory_order_relaxed) == 0) return;
+  // relaxed RMW: only its atomicity matters (exactly one of concurrent wakers acts, and the
+  // sleeper's FUTEX_WAIT(word, 1) fails once the word is 0, so the wake cannot be lost).
   if (word.exchange(0, std::memory_order_relaxed) == 0) return;
   if (how.eventfd >= 0) {
     std::uint64_t one = 1;
@@ -56,11 +61,16 @@ void wake_if_sleeping(std::atomic<std::uint32_t>& word, wakeup how) noexcept {
 bool sleep_on(std::atomic<std::uint32_t>& word, wakeup how, std::chrono::nanoseconds timeout) {
   if (how.eventfd >= 0) {
     pollfd p{how.eventfd, POLLIN, 0};
-    int ms = timeout.count() < 0 ? -1 : static_cast<int>((timeout.count() + 999'999) / 1'000'000);
-    int r = sys::retry_eintr([&] { return ::poll(&p, 1, ms); });
-    if (r > 0) {
+    int ms = -1;
+    if (timeout.count() >= 0) {
+      const auto rounded_up = (timeout.count() + 999'999) / 1'000'000;
+      ms = rounded_up > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max()
+                                                          : static_cast<int>(rounded_up);
+    }
+    const int r = sys::retry_eintr([&] { return ::poll(&p, 1, ms); });
+    if (r > 0 && (p.revents & POLLIN) != 0) {
       std::uint64_t v;
-      (void)::read(how.eventfd, &v, sizeof v);
+      (void)::read(how.eventfd, &v, sizeof v);  // consume the wake (the fd is ours alone)
     }
     return r != 0;
   }
@@ -91,9 +101,10 @@ const char* to_string(ring_status s) noexcept {
 }
 
 ring_header* format_ring(void* mem, std::size_t bytes, std::size_t capacity) {
-  if (capacity < 64 || (capacity & (capacity - 1)) != 0 || capacity > (std::size_t{1} << 40))
-    throw std::invalid_argument("format_ring: capacity must be a power of two in [64, 2^40], got " +
+  if (capacity < ring_min_capacity || (capacity & (capacity - 1)) != 0 || capacity > ring_max_capacity)
+    throw std::invalid_argument("format_ring: capacity must be a power of two in [64, 2^32], got " +
                                 std::to_string(capacity));
+  if (mem == nullptr) throw std::invalid_argument("format_ring: no memory");
   if (bytes < ring_bytes(capacity))
     throw std::invalid_argument("format_ring: " + std::to_string(bytes) + " bytes is too small for a ring of " +
                                 std::to_string(capacity));
@@ -105,45 +116,69 @@ ring_header* format_ring(void* mem, std::size_t bytes, std::size_t capacity) {
   h->version = ring_layout_version;
   h->header_size = sizeof(ring_header);
   h->capacity = capacity;
+  // relaxed (all four): no peer exists yet; publication to it happens through fork() or the
+  // mapping being handed over (exec, fd passing), which orders everything before it.
   h->head.store(0, std::memory_order_relaxed);
   h->tail.store(0, std::memory_order_relaxed);
   h->reader_sleeping.store(0, std::memory_order_relaxed);
   h->writer_sleeping.store(0, std::memory_order_relaxed);
-  // Publication to the peer happens through fork()/the mapping being handed over, which orders.
   return h;
 }
 
-std::string check_ring(const void* mem, std::size_t bytes) {
+namespace {
+
+// Validates the header of `mem`, reading each field exactly once (a peer may be rewriting it
+// concurrently: the capacity we check must be the capacity we use). On success returns an empty
+// string and stores the capacity in `capacity`.
+std::string validate_header(const void* mem, std::size_t bytes, std::uint64_t& capacity) {
   if (mem == nullptr) return "ring: no memory";
   if (reinterpret_cast<std::uintptr_t>(mem) % cache_line != 0) return "ring: memory is not 64-byte aligned";
-  if (bytes < sizeof(ring_header)) return "ring: " + std::to_string(bytes) + " bytes is smaller than a ring header";
+  if (bytes < sizeof(ring_header))
+    return "ring: " + std::to_string(bytes) + " bytes is smaller than a ring header (" +
+           std::to_string(sizeof(ring_header)) + ")";
   const auto* h = static_cast<const ring_header*>(mem);
-  if (h->magic != ring_magic) return "ring: bad magic number (not a procsup ring)";
-  if (h->version != ring_layout_version)
-    return "ring: layout version " + std::to_string(h->version) + ", this build understands " +
+  // relaxed loads of plain fields: single reads that the compiler may not repeat or tear; the
+  // mapping was handed to us by fork/exec, which orders format_ring's stores before them.
+  const std::uint64_t magic = __atomic_load_n(&h->magic, __ATOMIC_RELAXED);
+  const std::uint32_t version = __atomic_load_n(&h->version, __ATOMIC_RELAXED);
+  const std::uint32_t header_size = __atomic_load_n(&h->header_size, __ATOMIC_RELAXED);
+  const std::uint64_t cap = __atomic_load_n(&h->capacity, __ATOMIC_RELAXED);
+  if (magic != ring_magic) return "ring: bad magic number (not a procsup ring)";
+  if (version != ring_layout_version)
+    return "ring: layout version " + std::to_string(version) + ", this build understands " +
            std::to_string(ring_layout_version);
-  if (h->header_size != sizeof(ring_header)) return "ring: header size " + std::to_string(h->header_size) + " is not " + std::to_string(sizeof(ring_header));
-  const std::uint64_t cap = h->capacity;
-  if (cap < 64 || (cap & (cap - 1)) != 0 || cap > (std::uint64_t{1} << 40))
-    return "ring: capacity " + std::to_string(cap) + " is not a power of two in [64, 2^40]";
+  if (header_size != sizeof(ring_header))
+    return "ring: header size " + std::to_string(header_size) + " is not " + std::to_string(sizeof(ring_header));
+  if (cap < ring_min_capacity || (cap & (cap - 1)) != 0 || cap > ring_max_capacity)
+    return "ring: capacity " + std::to_string(cap) + " is not a power of two in [64, 2^32]";
   if (ring_bytes(cap) > bytes)
     return "ring: capacity " + std::to_string(cap) + " does not fit in " + std::to_string(bytes) + " bytes";
+  capacity = cap;
   return {};
+}
+
+}  // namespace
+
+std::string check_ring(const void* mem, std::size_t bytes) {
+  std::uint64_t cap = 0;
+  return validate_header(mem, bytes, cap);
 }
 
 // ---------------------------------------------------------------- writer
 
 ring_writer::ring_writer(void* mem, std::size_t bytes, wakeup self, wakeup peer) : self_(self), peer_(peer) {
-  if (auto err = check_ring(mem, bytes); !err.empty()) throw std::runtime_error(err);
+  std::uint64_t cap = 0;
+  if (auto err = validate_header(mem, bytes, cap); !err.empty()) throw std::runtime_error(err);
   h_ = static_cast<ring_header*>(mem);
   data_ = static_cast<std::byte*>(mem) + sizeof(ring_header);
-  capacity_ = h_->capacity;
+  capacity_ = cap;
   // relaxed: attach happens before any concurrent use (fork/exec orders it); validated anyway.
   head_ = h_->head.load(std::memory_order_relaxed);
+  // relaxed: as above.
   cached_tail_ = h_->tail.load(std::memory_order_relaxed);
-  if (head_ % 8 != 0 || cached_tail_ > head_ || head_ - cached_tail_ > capacity_)
+  if (head_ % 8 != 0 || cached_tail_ % 8 != 0 || cached_tail_ > head_ || head_ - cached_tail_ > capacity_)
     error_ = "ring: positions are inconsistent at attach (head " + std::to_string(head_) + ", tail " +
-             std::to_string(cached_tail_) + ")";
+             std::to_string(cached_tail_) + ", capacity " + std::to_string(capacity_) + ")";
 }
 
 bool ring_writer::refresh_tail() {
@@ -151,8 +186,10 @@ bool ring_writer::refresh_tail() {
   // reading the bytes before that position, so we may overwrite them.
   const std::uint64_t t = h_->tail.load(std::memory_order_acquire);
   if (t > head_ || head_ - t > capacity_ || t % 8 != 0 || t < cached_tail_) {
-    error_ = "ring: consumer position " + std::to_string(t) + " is impossible (producer at " +
-             std::to_string(head_) + ", capacity " + std::to_string(capacity_) + ")";
+    if (error_.empty())
+      error_ = "ring: consumer position " + std::to_string(t) + " is impossible (producer at " +
+               std::to_string(head_) + ", last consumer position " + std::to_string(cached_tail_) +
+               ", capacity " + std::to_string(capacity_) + ")";
     return false;
   }
   cached_tail_ = t;
@@ -160,14 +197,23 @@ bool ring_writer::refresh_tail() {
 }
 
 bool ring_writer::has_room(std::uint64_t need) {
-  if (head_ + need - cached_tail_ <= capacity_) return true;
+  // Unsigned arithmetic is exact here: head_ - cached_tail_ <= capacity_ is an invariant.
+  if (head_ - cached_tail_ + need <= capacity_) return true;
   if (!refresh_tail()) return false;
-  return head_ + need - cached_tail_ <= capacity_;
+  return head_ - cached_tail_ + need <= capacity_;
+}
+
+std::uint64_t ring_writer::bytes_needed(std::size_t payload) const noexcept {
+  const std::uint64_t total = frame_header_size + align8(payload);
+  const std::uint64_t contiguous = capacity_ - (head_ & (capacity_ - 1));
+  return total > contiguous ? contiguous + total : total;
 }
 
 std::span<std::byte> ring_writer::try_reserve(std::size_t size, ring_status& status) {
   if (corrupt()) { status = ring_status::corrupt; return {}; }
   if (size > max_payload()) { status = ring_status::too_large; return {}; }
+  // A second try_reserve without commit() abandons the open reservation (nothing was published).
+  reserving_ = false;
   const std::uint64_t total = frame_header_size + align8(size);
   std::uint64_t off = head_ & (capacity_ - 1);
   const std::uint64_t contiguous = capacity_ - off;
@@ -177,7 +223,8 @@ std::span<std::byte> ring_writer::try_reserve(std::size_t size, ring_status& sta
     return {};
   }
   if (pad != 0) {
-    // Not yet visible: head is published only in commit(), after the frame itself.
+    // Not yet visible: head is published only in commit(), after the frame itself, so the reader
+    // never sees a padding frame without the frame that follows it.
     store_word(data_ + off, make_header(static_cast<std::uint32_t>(contiguous - frame_header_size), padding_tag));
     head_ += contiguous;
     off = 0;
@@ -203,7 +250,7 @@ void ring_writer::publish() {
   // consumer's acquire-load of head in try_read().
   h_->head.store(head_, std::memory_order_release);
   // seq_cst fence: orders the head store before the load of reader_sleeping; pairs with the
-  // consumer's fence in arm_wakeup()/read() between setting reader_sleeping and re-reading head.
+  // consumer's fence in arm_wakeup() between setting reader_sleeping and re-reading head.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   wake_if_sleeping(h_->reader_sleeping, peer_);
 }
@@ -214,6 +261,9 @@ ring_status ring_writer::try_write(std::uint32_t tag, std::span<const std::byte>
 
 ring_status ring_writer::try_write(std::uint32_t tag, std::span<const std::byte> a, std::span<const std::byte> b) {
   if (tag == padding_tag) throw std::invalid_argument("ring_writer: tag 0xffffffff is reserved for padding");
+  if (a.size() > max_payload() || b.size() > max_payload() - a.size()) {
+    return corrupt() ? ring_status::corrupt : ring_status::too_large;
+  }
   ring_status st;
   auto room = try_reserve(a.size() + b.size(), st);
   if (st != ring_status::ok) return st;
@@ -224,20 +274,18 @@ ring_status ring_writer::try_write(std::uint32_t tag, std::span<const std::byte>
 }
 
 bool ring_writer::arm_space_wakeup(std::size_t need_payload) {
-  const std::uint64_t total = frame_header_size + align8(need_payload);
-  const std::uint64_t off = head_ & (capacity_ - 1);
-  const std::uint64_t need = total + (total > capacity_ - off ? capacity_ - off : 0);
+  // Never arm for what can never fit (it would sleep forever) or on a corrupt ring.
+  if (corrupt() || need_payload > max_payload()) return false;
+  const std::uint64_t need = bytes_needed(need_payload);
   // relaxed store + seq_cst fence: pairs with the consumer's fence in pop() between its
-  // tail store and its load of writer_sleeping.
+  // tail store and its load of writer_sleeping (Dekker: either refresh_tail() below sees the
+  // new tail, or the consumer sees our flag and wakes us).
   h_->writer_sleeping.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!refresh_tail()) {
+  if (!refresh_tail() || head_ - cached_tail_ + need <= capacity_) {
+    // relaxed: our own flag; un-marking only saves the consumer a needless wake.
     h_->writer_sleeping.store(0, std::memory_order_relaxed);
-    return false;  // corrupt: let the caller see it on the next try
-  }
-  if (head_ + need - cached_tail_ <= capacity_) {
-    h_->writer_sleeping.store(0, std::memory_order_relaxed);
-    return false;
+    return false;  // room now (or corrupt: the caller sees it on its next try)
   }
   return true;
 }
@@ -248,18 +296,20 @@ ring_status ring_writer::write(std::uint32_t tag, std::span<const std::byte> pay
   const auto start = clock::now();
   const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
   for (;;) {
-    auto st = try_write(tag, payload);
+    const auto st = try_write(tag, payload);
     if (st != ring_status::full) return st;
     const auto now = clock::now();
     if (!forever && now >= deadline) return ring_status::timeout;
-    if (now - start < spin.spin) { cpu_relax(); continue; }
-    if (arm_space_wakeup(payload.size())) {
-      if (!sleep_on(h_->writer_sleeping, self_, remaining(deadline, forever)) && !forever) {
-        h_->writer_sleeping.store(0, std::memory_order_relaxed);
-        if (try_write(tag, payload) == ring_status::ok) return ring_status::ok;
-        return ring_status::timeout;
-      }
+    if (now - start < spin.spin) {
+      for (int i = 0; i < 16; ++i) cpu_relax();
+      continue;
     }
+    if (!arm_space_wakeup(payload.size())) continue;
+    (void)sleep_on(h_->writer_sleeping, self_, remaining(deadline, forever));
+    // relaxed: our own flag. Woken, timed out or spurious: we are awake and re-check the ring
+    // before sleeping again (re-arming then goes through the fence), so clearing it here only
+    // spares the consumer a needless wake.
+    h_->writer_sleeping.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -271,11 +321,12 @@ std::size_t ring_writer::free_bytes() {
 // ---------------------------------------------------------------- reader
 
 ring_reader::ring_reader(void* mem, std::size_t bytes, wakeup self, wakeup peer) : self_(self), peer_(peer) {
-  if (auto err = check_ring(mem, bytes); !err.empty()) throw std::runtime_error(err);
+  std::uint64_t cap = 0;
+  if (auto err = validate_header(mem, bytes, cap); !err.empty()) throw std::runtime_error(err);
   h_ = static_cast<ring_header*>(mem);
   data_ = static_cast<const std::byte*>(mem) + sizeof(ring_header);
-  capacity_ = h_->capacity;
-  // relaxed: see ring_writer's constructor.
+  capacity_ = cap;
+  // relaxed: attach happens before any concurrent use (fork/exec orders it); validated anyway.
   tail_ = h_->tail.load(std::memory_order_relaxed);
   cached_head_ = tail_;
   if (tail_ % 8 != 0) error_ = "ring: consumer position " + std::to_string(tail_) + " is not 8-byte aligned at attach";
@@ -294,41 +345,48 @@ bool ring_reader::readable() const noexcept {
 ring_status ring_reader::try_read(frame_view& frame) {
   if (corrupt()) return ring_status::corrupt;
   if (pending_ != 0) throw std::logic_error("ring_reader::try_read before pop() of the previous frame");
-  for (;;) {
-    if (cached_head_ == tail_) {
-      // acquire: pairs with the producer's release-store in publish(); the frame bytes before
-      // this head are complete.
-      const std::uint64_t h = h_->head.load(std::memory_order_acquire);
-      if (h < tail_ || h - tail_ > capacity_ || h % 8 != 0)
-        return fail("ring: producer position " + std::to_string(h) + " is impossible (consumer at " +
-                    std::to_string(tail_) + ", capacity " + std::to_string(capacity_) + ")");
-      cached_head_ = h;
-      if (h == tail_) return ring_status::empty;
-    }
-    const std::uint64_t avail = cached_head_ - tail_;
-    const std::uint64_t off = tail_ & (capacity_ - 1);
-    const std::uint64_t contiguous = capacity_ - off;
-    const std::uint64_t word = load_word(data_ + off);
-    const auto length = static_cast<std::uint32_t>(word);
-    const auto tag = static_cast<std::uint32_t>(word >> 32);
-    if (tag == padding_tag) {
-      if (length != contiguous - frame_header_size || contiguous > avail)
-        return fail("ring: bad padding frame at position " + std::to_string(tail_) + " (length " +
-                    std::to_string(length) + ", " + std::to_string(contiguous) + " bytes to the end)");
-      tail_ += contiguous;
-      // release: hands the padding's bytes back to the producer (see pop()).
-      h_->tail.store(tail_, std::memory_order_release);
-      continue;
-    }
-    const std::uint64_t total = frame_header_size + align8(length);
-    if (length > ring_max_payload(capacity_) || total > contiguous || total > avail)
-      return fail("ring: bad frame at position " + std::to_string(tail_) + " (length " + std::to_string(length) +
-                  ", tag " + std::to_string(tag) + ", " + std::to_string(avail) + " bytes published)");
-    frame.tag = tag;
-    frame.payload = {data_ + off + frame_header_size, length};
-    pending_ = total;
-    return ring_status::ok;
+  if (cached_head_ == tail_) {
+    // acquire: pairs with the producer's release-store in publish(); the frame bytes before
+    // this head are complete.
+    const std::uint64_t h = h_->head.load(std::memory_order_acquire);
+    if (h < tail_ || h - tail_ > capacity_ || h % 8 != 0)
+      return fail("ring: producer position " + std::to_string(h) + " is impossible (consumer at " +
+                  std::to_string(tail_) + ", capacity " + std::to_string(capacity_) + ")");
+    cached_head_ = h;
+    if (h == tail_) return ring_status::empty;
   }
+  // Invariants here: tail_ % 8 == 0 and 0 < cached_head_ - tail_ <= capacity_, so every offset
+  // below is 8-aligned and inside the data area.
+  std::uint64_t avail = cached_head_ - tail_;
+  std::uint64_t off = tail_ & (capacity_ - 1);
+  std::uint64_t skipped = 0;
+  std::uint64_t word = load_word(data_ + off);
+  if (static_cast<std::uint32_t>(word >> 32) == padding_tag) {
+    // A producer pads only when the next frame does not fit before the end, so a padding frame
+    // never starts at offset 0, fills exactly the rest of the buffer, and is published together
+    // with the frame that follows it (one head store). Anything else is a lie.
+    const std::uint64_t contiguous = capacity_ - off;
+    const auto length = static_cast<std::uint32_t>(word);
+    if (off == 0 || length != contiguous - frame_header_size || contiguous >= avail)
+      return fail("ring: bad padding frame at position " + std::to_string(tail_) + " (length " +
+                  std::to_string(length) + ", " + std::to_string(contiguous) + " bytes to the end, " +
+                  std::to_string(avail) + " bytes published)");
+    skipped = contiguous;
+    avail -= contiguous;
+    off = 0;
+    word = load_word(data_);
+  }
+  const auto length = static_cast<std::uint32_t>(word);
+  const auto tag = static_cast<std::uint32_t>(word >> 32);
+  const std::uint64_t total = frame_header_size + align8(length);
+  if (tag == padding_tag || length > ring_max_payload(capacity_) || total > capacity_ - off || total > avail)
+    return fail("ring: bad frame at position " + std::to_string(tail_ + skipped) + " (length " +
+                std::to_string(length) + ", tag " + std::to_string(tag) + ", " + std::to_string(avail) +
+                " bytes published)");
+  frame.tag = tag;
+  frame.payload = {data_ + off + frame_header_size, length};
+  pending_ = skipped + total;
+  return ring_status::ok;
 }
 
 void ring_reader::pop() {
@@ -345,12 +403,14 @@ void ring_reader::pop() {
 }
 
 bool ring_reader::arm_wakeup() {
+  if (corrupt()) return false;
   // relaxed store + seq_cst fence: pairs with the producer's fence in publish() (Dekker: either
   // we see its new head below, or it sees our flag and wakes us).
   h_->reader_sleeping.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  // acquire is not needed here: try_read re-loads head with acquire.
+  // relaxed: ordered by the fence above; try_read re-loads head with acquire before reading.
   if (cached_head_ != tail_ || h_->head.load(std::memory_order_relaxed) != tail_) {
+    // relaxed: our own flag; un-marking only saves the producer a needless wake.
     h_->reader_sleeping.store(0, std::memory_order_relaxed);
     return false;
   }
@@ -362,7 +422,7 @@ ring_status ring_reader::read(frame_view& frame, std::chrono::nanoseconds timeou
   const auto start = clock::now();
   const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
   for (;;) {
-    auto st = try_read(frame);
+    const auto st = try_read(frame);
     if (st != ring_status::empty) return st;
     const auto now = clock::now();
     if (!forever && now >= deadline) return ring_status::timeout;
@@ -370,12 +430,12 @@ ring_status ring_reader::read(frame_view& frame, std::chrono::nanoseconds timeou
       for (int i = 0; i < 16 && !readable(); ++i) cpu_relax();
       continue;
     }
-    if (arm_wakeup()) {
-      if (!sleep_on(h_->reader_sleeping, self_, remaining(deadline, forever)) && !forever) {
-        h_->reader_sleeping.store(0, std::memory_order_relaxed);
-        return try_read(frame) == ring_status::ok ? ring_status::ok : ring_status::timeout;
-      }
-    }
+    if (!arm_wakeup()) continue;
+    (void)sleep_on(h_->reader_sleeping, self_, remaining(deadline, forever));
+    // relaxed: our own flag. Woken, timed out or spurious: we are awake and re-check the ring
+    // before sleeping again (re-arming then goes through the fence), so clearing it here only
+    // spares the producer a needless wake.
+    h_->reader_sleeping.store(0, std::memory_order_relaxed);
   }
 }
 

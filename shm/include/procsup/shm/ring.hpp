@@ -41,6 +41,10 @@ inline constexpr std::uint32_t ring_layout_version = 1;
 inline constexpr std::uint32_t padding_tag = 0xffffffffU;
 inline constexpr std::size_t frame_header_size = 8;
 inline constexpr std::size_t cache_line = 64;
+// Capacity bounds. The upper bound keeps every frame length (and a padding frame's length, up to
+// capacity - 8) representable in the frame header's 32-bit length field.
+inline constexpr std::size_t ring_min_capacity = 64;
+inline constexpr std::size_t ring_max_capacity = std::size_t{1} << 32;
 
 // The shared header. Standard layout, no pointers; pinned by tests/unit/test_shm_ring_layout.cpp.
 struct ring_header {
@@ -87,7 +91,7 @@ constexpr std::size_t ring_max_payload(std::size_t capacity) {
 }
 
 // Formats a ring in `mem` (64-byte aligned, at least ring_bytes(capacity) bytes). capacity must
-// be a power of two >= 64. Call before any peer can see the memory. Returns the header.
+// be a power of two in [ring_min_capacity, ring_max_capacity]. Call before any peer can see the memory. Returns the header.
 // Throws std::invalid_argument on bad arguments.
 ring_header* format_ring(void* mem, std::size_t bytes, std::size_t capacity);
 
@@ -133,6 +137,7 @@ class ring_writer {
 
   // Zero-copy: reserves room for a payload of up to `size` bytes and returns it (empty span and
   // `status` != ok when not possible). Fill it, then commit(tag, used) with used <= size.
+  // Nothing is visible to the reader before commit(); a second try_reserve abandons the first.
   std::span<std::byte> try_reserve(std::size_t size, ring_status& status);
   void commit(std::uint32_t tag, std::size_t used);
 
@@ -147,7 +152,8 @@ class ring_writer {
   // wait for the eventfd); returns false (and un-marks) if the space is there now.
   bool arm_space_wakeup(std::size_t need_payload);
 
-  // Bytes that could be written now without refreshing (a lower bound). Producer only.
+  // Free bytes now (re-reads the consumer position). A frame of n payload bytes needs
+  // frame_header_size + n rounded up to 8, plus the padding to the end when it would wrap.
   std::size_t free_bytes();
 
   bool corrupt() const noexcept { return !error_.empty(); }
@@ -156,6 +162,7 @@ class ring_writer {
  private:
   bool refresh_tail();
   bool has_room(std::uint64_t need);
+  std::uint64_t bytes_needed(std::size_t payload) const noexcept;
   void publish();
 
   ring_header* h_ = nullptr;
