@@ -1,0 +1,311 @@
+// The channel: region layout, attach-time validation, and the endpoint's framing (id + body) and
+// waits over two shm rings. The rings validate positions and lengths; we validate kinds and ids.
+#include "procsup/ipc/channel.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "procsup/shm/futex.hpp"
+
+namespace procsup::ipc {
+
+using shm::ring_status;
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+constexpr std::uint64_t to_child_offset = sizeof(channel_header);
+constexpr std::uint64_t to_parent_offset(std::uint64_t capacity) {
+  return sizeof(channel_header) + shm::ring_bytes(capacity);
+}
+
+bool valid_capacity(std::uint64_t c) { return c >= 64 && (c & (c - 1)) == 0 && c <= (std::uint64_t{1} << 40); }
+
+std::chrono::nanoseconds remaining(clock::time_point deadline, bool forever) {
+  if (forever) return std::chrono::nanoseconds(-1);
+  const auto left = deadline - clock::now();
+  return left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left) : std::chrono::nanoseconds(0);
+}
+
+// Sleeps until the peer clears `word` (futex side) or signals the eventfd (parent side), or the
+// time runs out. Returns false on timeout.
+bool sleep_on(std::atomic<std::uint32_t>& word, int wake_fd, std::chrono::nanoseconds timeout) {
+  if (wake_fd >= 0) {
+    pollfd p{wake_fd, POLLIN, 0};
+    const int ms = timeout.count() < 0 ? -1 : static_cast<int>((timeout.count() + 999'999) / 1'000'000);
+    const int r = sys::retry_eintr([&] { return ::poll(&p, 1, ms); });
+    if (r > 0) {
+      std::uint64_t v;
+      (void)::read(wake_fd, &v, sizeof v);
+    }
+    return r != 0;
+  }
+  return shm::futex_wait(word, 1, timeout);
+}
+
+void store_id(std::byte* at, std::uint64_t id) noexcept { std::memcpy(at, &id, sizeof id); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- endpoint
+
+endpoint::endpoint(void* out_ring, void* in_ring, std::size_t ring_bytes, shm::wakeup self, shm::wakeup peer,
+                   shm::spin_policy spin)
+    : out_(out_ring, ring_bytes, self, peer),
+      in_(in_ring, ring_bytes, self, peer),
+      out_hdr_(static_cast<shm::ring_header*>(out_ring)),
+      in_hdr_(static_cast<shm::ring_header*>(in_ring)),
+      wake_fd_(self.eventfd),
+      spin_(spin) {}
+
+std::size_t endpoint::max_body() const noexcept {
+  const std::size_t p = out_.max_payload();
+  return p > frame_id_size ? p - frame_id_size : 0;
+}
+
+ring_status endpoint::try_send(frame_kind kind, std::uint64_t id, std::span<const std::byte> body) {
+  if (!error_.empty()) return ring_status::corrupt;
+  if (body.size() > max_body()) return ring_status::too_large;
+  std::byte idb[frame_id_size];
+  store_id(idb, id);
+  return out_.try_write(static_cast<std::uint32_t>(kind), std::span<const std::byte>(idb), body);
+}
+
+std::span<std::byte> endpoint::try_reserve(std::size_t max_body_bytes, ring_status& st) {
+  if (!error_.empty()) {
+    st = ring_status::corrupt;
+    return {};
+  }
+  if (max_body_bytes > max_body()) {
+    st = ring_status::too_large;
+    return {};
+  }
+  auto room = out_.try_reserve(max_body_bytes + frame_id_size, st);
+  if (st != ring_status::ok) return {};
+  reserved_ = room.data();
+  reserved_body_ = max_body_bytes;
+  return room.subspan(frame_id_size);
+}
+
+void endpoint::commit(frame_kind kind, std::uint64_t id, std::size_t used) {
+  if (reserved_ == nullptr || used > reserved_body_)
+    throw std::logic_error("ipc::endpoint::commit without a matching try_reserve (or used > reserved)");
+  store_id(reserved_, id);
+  reserved_ = nullptr;
+  out_.commit(static_cast<std::uint32_t>(kind), used + frame_id_size);
+}
+
+ring_status endpoint::accept(const shm::frame_view& f, message& m) {
+  if (!is_frame_kind(f.tag)) {
+    error_ = "ipc: the peer sent a frame of unknown kind " + std::to_string(f.tag) + " (" +
+             std::to_string(f.payload.size()) + " bytes)";
+    return ring_status::corrupt;
+  }
+  if (f.payload.size() < frame_id_size) {
+    error_ = std::string("ipc: the peer sent a ") + to_string(static_cast<frame_kind>(f.tag)) + " frame of " +
+             std::to_string(f.payload.size()) + " bytes, shorter than its 8-byte request id";
+    return ring_status::corrupt;
+  }
+  m.kind = static_cast<frame_kind>(f.tag);
+  std::memcpy(&m.id, f.payload.data(), frame_id_size);
+  m.body = f.payload.subspan(frame_id_size);
+  return ring_status::ok;
+}
+
+ring_status endpoint::try_receive(message& m) {
+  if (!error_.empty()) return ring_status::corrupt;
+  shm::frame_view f;
+  const auto st = in_.try_read(f);
+  if (st != ring_status::ok) return st;
+  return accept(f, m);
+}
+
+void endpoint::release() { in_.pop(); }
+
+ring_status endpoint::send(frame_kind kind, std::uint64_t id, std::span<const std::byte> body,
+                           std::chrono::nanoseconds timeout) {
+  const bool forever = timeout.count() < 0;
+  const auto start = clock::now();
+  const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
+  for (;;) {
+    const auto st = try_send(kind, id, body);
+    if (st != ring_status::full) return st;
+    const auto now = clock::now();
+    if (!forever && now >= deadline) return ring_status::timeout;
+    if (now - start < spin_.spin) {
+      cpu_relax();
+      continue;
+    }
+    if (out_.arm_space_wakeup(body.size() + frame_id_size)) {
+      if (!sleep_on(out_hdr_->writer_sleeping, wake_fd_, remaining(deadline, forever)) && !forever) {
+        // relaxed: we stop sleeping; a late wake from the peer only costs it one system call.
+        out_hdr_->writer_sleeping.store(0, std::memory_order_relaxed);
+        const auto last = try_send(kind, id, body);
+        return last == ring_status::full ? ring_status::timeout : last;
+      }
+    }
+  }
+}
+
+ring_status endpoint::receive(message& m, std::chrono::nanoseconds timeout) {
+  const bool forever = timeout.count() < 0;
+  const auto start = clock::now();
+  const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
+  for (;;) {
+    const auto st = try_receive(m);
+    if (st != ring_status::empty) return st;
+    const auto now = clock::now();
+    if (!forever && now >= deadline) return ring_status::timeout;
+    if (now - start < spin_.spin) {
+      for (int i = 0; i < 16 && !in_.readable(); ++i) cpu_relax();
+      continue;
+    }
+    if (in_.arm_wakeup()) {
+      if (!sleep_on(in_hdr_->reader_sleeping, wake_fd_, remaining(deadline, forever)) && !forever) {
+        // relaxed: as in send().
+        in_hdr_->reader_sleeping.store(0, std::memory_order_relaxed);
+        const auto last = try_receive(m);
+        return last == ring_status::empty ? ring_status::timeout : last;
+      }
+    }
+  }
+}
+
+bool endpoint::arm_wakeup(std::size_t pending_send) {
+  if (pending_send > max_body())
+    throw std::invalid_argument("ipc::endpoint::arm_wakeup: pending_send " + std::to_string(pending_send) +
+                                " exceeds max_body " + std::to_string(max_body()));
+  if (broken()) return false;
+  if (!in_.arm_wakeup()) return false;
+  if (pending_send > 0 && !out_.arm_space_wakeup(pending_send + frame_id_size)) {
+    // relaxed: we will not sleep after all; a stray wake only costs the peer a system call.
+    in_hdr_->reader_sleeping.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void endpoint::clear_wake() noexcept {
+  if (wake_fd_ < 0) return;
+  std::uint64_t v;
+  // Non-blocking eventfd: one read returns and zeroes the whole counter (EAGAIN if it was 0).
+  (void)sys::retry_eintr([&] { return ::read(wake_fd_, &v, sizeof v); });
+}
+
+bool endpoint::broken() const noexcept { return !error_.empty() || out_.corrupt() || in_.corrupt(); }
+
+std::string endpoint::error() const {
+  if (!error_.empty()) return error_;
+  if (in_.corrupt()) return "ipc: incoming " + in_.error();
+  if (out_.corrupt()) return "ipc: outgoing " + out_.error();
+  return {};
+}
+
+// ---------------------------------------------------------------- channel
+
+channel channel::create(const channel_options& options) {
+  const std::size_t cap = options.ring_capacity;
+  if (!valid_capacity(cap))
+    throw std::invalid_argument("ipc::channel::create: ring_capacity must be a power of two in [64, 2^40], got " +
+                                std::to_string(cap));
+  channel ch;
+  ch.region_ = shm::shared_region::create(channel_bytes(cap), "procsup-channel");
+  ch.eventfd_.reset(sys::check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
+  ch.capacity_ = cap;
+  ch.spin_ = options.spin;
+  auto* h = new (ch.region_.data()) channel_header{};
+  h->magic = channel_magic;
+  h->version = channel_layout_version;
+  h->header_size = sizeof(channel_header);
+  h->ring_capacity = cap;
+  h->to_child_offset = to_child_offset;
+  h->to_parent_offset = to_parent_offset(cap);
+  h->total_bytes = channel_bytes(cap);
+  shm::format_ring(ch.ring_at(h->to_child_offset), shm::ring_bytes(cap), cap);
+  shm::format_ring(ch.ring_at(h->to_parent_offset), shm::ring_bytes(cap), cap);
+  // No fence needed: the child sees this memory only after fork()/exec, which order it.
+  return ch;
+}
+
+channel channel::attach(int memfd, int parent_eventfd, shm::spin_policy spin) {
+  sys::unique_fd efd(parent_eventfd);  // owned from here, also if we throw
+  channel ch;
+  ch.region_ = shm::shared_region::attach(memfd);  // takes memfd; checks it is a memfd sealed against shrinking
+  ch.spin_ = spin;
+  const std::size_t size = ch.region_.size();
+  const std::string where = "ipc::channel::attach: memfd " + std::to_string(memfd) + ": ";
+  if (size < sizeof(channel_header))
+    throw std::runtime_error(where + std::to_string(size) + " bytes, too small for a channel header");
+  channel_header h;
+  std::memcpy(&h, ch.region_.data(), sizeof h);  // validate one snapshot, use only that
+  if (h.magic != channel_magic) throw std::runtime_error(where + "bad magic number (not a procsup channel)");
+  if (h.version != channel_layout_version)
+    throw std::runtime_error(where + "channel layout version " + std::to_string(h.version) +
+                             ", this build understands " + std::to_string(channel_layout_version));
+  if (h.header_size != sizeof(channel_header))
+    throw std::runtime_error(where + "channel header size " + std::to_string(h.header_size) + " is not " +
+                             std::to_string(sizeof(channel_header)));
+  if (!valid_capacity(h.ring_capacity))
+    throw std::runtime_error(where + "ring capacity " + std::to_string(h.ring_capacity) +
+                             " is not a power of two in [64, 2^40]");
+  if (h.to_child_offset != to_child_offset || h.to_parent_offset != to_parent_offset(h.ring_capacity) ||
+      h.total_bytes != channel_bytes(h.ring_capacity))
+    throw std::runtime_error(where + "ring offsets / total size do not match the channel layout");
+  if (h.total_bytes > size)
+    throw std::runtime_error(where + "the channel needs " + std::to_string(h.total_bytes) + " bytes, the memfd has " +
+                             std::to_string(size));
+  ch.capacity_ = static_cast<std::size_t>(h.ring_capacity);
+  const std::pair<std::uint64_t, const char*> rings[] = {{h.to_child_offset, "parent->child"},
+                                                         {h.to_parent_offset, "child->parent"}};
+  for (const auto& [off, name] : rings) {
+    if (auto err = shm::check_ring(ch.ring_at(off), shm::ring_bytes(ch.capacity_)); !err.empty())
+      throw std::runtime_error(where + name + " " + err);
+  }
+  if (efd.get() < 0)
+    throw std::runtime_error("ipc::channel::attach: no parent eventfd (got " + std::to_string(parent_eventfd) + ")");
+  // An eventfd takes exactly 8-byte writes; adding 0 changes nothing, so this probes harmlessly.
+  const std::uint64_t zero = 0;
+  if (sys::retry_eintr([&] { return ::write(efd.get(), &zero, sizeof zero); }) != sizeof zero)
+    throw std::system_error(errno, std::generic_category(),
+                            "ipc::channel::attach: fd " + std::to_string(parent_eventfd) + " is not a writable eventfd");
+  // Our copy must not leak into grandchildren (dup2 into us cleared the flag).
+  sys::check("fcntl(eventfd, F_SETFD)", [&] { return ::fcntl(efd.get(), F_SETFD, FD_CLOEXEC); });
+  ch.eventfd_ = std::move(efd);
+  return ch;
+}
+
+void* channel::ring_at(std::uint64_t offset) const noexcept {
+  return static_cast<std::byte*>(region_.data()) + offset;
+}
+
+endpoint channel::parent_end() {
+  if (!region_.data()) throw std::logic_error("ipc::channel::parent_end on an empty channel");
+  // The parent writes to_child and reads to_parent; it sleeps on (polls) the eventfd and wakes the
+  // child by futex.
+  return endpoint(ring_at(to_child_offset), ring_at(to_parent_offset(capacity_)), shm::ring_bytes(capacity_),
+                  shm::wakeup::event(eventfd_.get()), shm::wakeup::futex(), spin_);
+}
+
+endpoint channel::child_end() {
+  if (!region_.data()) throw std::logic_error("ipc::channel::child_end on an empty channel");
+  return endpoint(ring_at(to_parent_offset(capacity_)), ring_at(to_child_offset), shm::ring_bytes(capacity_),
+                  shm::wakeup::futex(), shm::wakeup::event(eventfd_.get()), spin_);
+}
+
+}  // namespace procsup::ipc
