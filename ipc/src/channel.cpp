@@ -35,7 +35,11 @@ constexpr std::uint64_t to_parent_offset(std::uint64_t capacity) {
   return sizeof(channel_header) + shm::ring_bytes(capacity);
 }
 
-bool valid_capacity(std::uint64_t c) { return c >= 64 && (c & (c - 1)) == 0 && c <= (std::uint64_t{1} << 40); }
+bool valid_capacity(std::uint64_t c) {
+  return c >= shm::ring_min_capacity && (c & (c - 1)) == 0 && c <= shm::ring_max_capacity;
+}
+constexpr const char* capacity_rule_text = "a power of two in [64, 2^32]";
+static_assert(shm::ring_min_capacity == 64 && shm::ring_max_capacity == (std::size_t{1} << 32));
 
 std::chrono::nanoseconds remaining(clock::time_point deadline, bool forever) {
   if (forever) return std::chrono::nanoseconds(-1);
@@ -222,7 +226,7 @@ std::string endpoint::error() const {
 channel channel::create(const channel_options& options) {
   const std::size_t cap = options.ring_capacity;
   if (!valid_capacity(cap))
-    throw std::invalid_argument("ipc::channel::create: ring_capacity must be a power of two in [64, 2^40], got " +
+    throw std::invalid_argument("ipc::channel::create: ring_capacity must be " + std::string(capacity_rule_text) + ", got " +
                                 std::to_string(cap));
   channel ch;
   ch.region_ = shm::shared_region::create(channel_bytes(cap), "procsup-channel");
@@ -263,7 +267,7 @@ channel channel::attach(int memfd, int parent_eventfd, shm::spin_policy spin) {
                              std::to_string(sizeof(channel_header)));
   if (!valid_capacity(h.ring_capacity))
     throw std::runtime_error(where + "ring capacity " + std::to_string(h.ring_capacity) +
-                             " is not a power of two in [64, 2^40]");
+                             " is not " + capacity_rule_text);
   if (h.to_child_offset != to_child_offset || h.to_parent_offset != to_parent_offset(h.ring_capacity) ||
       h.total_bytes != channel_bytes(h.ring_capacity))
     throw std::runtime_error(where + "ring offsets / total size do not match the channel layout");

@@ -55,7 +55,7 @@ constexpr std::size_t channel_bytes(std::size_t capacity) {
 }
 
 struct channel_options {
-  // Data bytes of each ring: a power of two >= 64. max_body() is about half of it.
+  // Data bytes of each ring: a power of two in [64, 2^32]. max_body() is about half of it.
   std::size_t ring_capacity = std::size_t{1} << 20;
   // Spin budget of both endpoints' blocking calls before they sleep (endpoint::set_spin changes
   // one side).
@@ -146,7 +146,7 @@ class channel {
 
   // Parent, before fork: a fresh region (memfd, O_CLOEXEC, sealed) with both rings formatted, and
   // an eventfd (EFD_CLOEXEC | EFD_NONBLOCK). Throws std::system_error, or std::invalid_argument
-  // for a ring_capacity that is not a power of two >= 64.
+  // for a ring_capacity that is not a power of two in [64, 2^32].
   static channel create(const channel_options& options = {});
 
   // Exec'd child: takes ownership of both fds (also when it throws), maps the memfd, and validates
