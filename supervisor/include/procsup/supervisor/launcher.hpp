@@ -1,0 +1,88 @@
+// The launcher: procsup's only fork/exec code. Starts a child (exec'd or forked) with a clean
+// signal state, its own session, rlimits, a privilege drop, exactly the fds it is meant to have
+// and a parent-death signal (PITFALLS.md A.4, D.12).
+//
+// Threading: call from the thread that owns the children (the supervisor's event loop): the
+// parent-death signal fires when the *thread* that forked exits (PITFALLS.md 12). Between fork
+// and exec/body the child makes only async-signal-safe calls; everything is prebuilt here.
+//
+// Reaping: the launcher reaps a child only when it reports a failure through the error pipe
+// (then the child is known to be exiting and nobody else knows its pid yet). A child that was
+// launched successfully is the caller's to reap.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <csignal>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace procsup {
+
+struct rlimit_setting {
+  int resource;  // RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CPU, ...
+  rlim_t soft;
+  rlim_t hard;
+};
+
+// What every child (exec'd or forked) gets, applied in this order in the child:
+// signal dispositions to SIG_DFL + empty mask, setsid, rlimits, setgroups/setgid/setuid,
+// parent-death signal (+ getppid check), chdir, dup2 of `fds`, close every other fd >= 3.
+struct child_setup {
+  bool new_session = true;            // setsid(): own session + process group (pgid == pid)
+  int parent_death_signal = SIGKILL;  // 0 = none; set after the uid change (which clears it)
+  std::vector<rlimit_setting> limits;
+  std::optional<uid_t> uid;  // privilege drop; when uid or gid is set, supplementary groups
+  std::optional<gid_t> gid;  // are replaced by `groups` (possibly none)
+  std::vector<gid_t> groups;
+  // {parent_fd, child_fd}: the child gets parent_fd as child_fd (inheritable). Overlaps and
+  // swaps ({3,4},{4,3}) and parent_fd == child_fd are handled. Fds 0, 1, 2 are kept as they
+  // are unless mapped here; every other fd is closed in the child.
+  std::vector<std::pair<int, int>> fds;
+  std::string cwd;  // chdir (after the privilege drop) if non-empty
+};
+
+struct exec_spec {
+  // Absolute (or at least containing '/') path of the program. A bare name is resolved with
+  // resolve_executable() against PATH from `env` (or procsup's own PATH) in the parent.
+  std::string path;
+  std::vector<std::string> argv;  // argv[0] included; empty means {path}
+  std::vector<std::string> env;   // the complete environment, "NAME=value" (see current_environment())
+  child_setup setup;
+};
+
+struct launch_error {
+  int error = 0;        // errno
+  std::string stage;    // "fork", "pipe", "resolve", "setsid", "setrlimit", "setgroups", "setgid",
+                        // "setuid", "prctl", "parent died", "chdir", "dup2", "close_range", "exec"
+  std::string message;  // e.g. "exec /usr/bin/nope: No such file or directory"
+};
+
+// Resolves `name` to an absolute path: with a '/' relative to procsup's cwd, else against the
+// ':'-separated `path_env` (an empty PATH means the usual default; an empty entry means the
+// cwd). The result exists, is a regular file and executable (access(X_OK)). On failure returns
+// "" and sets `error` (ENOENT, EACCES, ...); on success sets `error` to 0. Parent side only.
+std::string resolve_executable(const std::string& name, const std::string& path_env, int& error);
+
+// fork + the child setup + execve. Returns the pid once the exec has happened (or the child
+// failed): failures of execve or of any setup step come back through a pipe2(O_CLOEXEC) error
+// pipe as a launch_error, and that child has then been reaped already. The child ends with
+// _exit(127) on failure, never exit() (no stdio doubling).
+std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec);
+
+// fork + the same child setup (no exec), then _exit(body()) in the child. Returns the pid once
+// the setup has succeeded, or a launch_error (fork failure: EAGAIN, ...; setup failure: the
+// child has been reaped). body() runs in a forked copy of the parent: see DESIGN.md on what is
+// safe there (no parent loggers, no threads of the parent). An exception escaping body()
+// terminates the child (SIGABRT), which the supervisor sees as a crash.
+std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body);
+
+// procsup's own environment as a vector of "NAME=value" (for exec_spec::env).
+std::vector<std::string> current_environment();
+
+}  // namespace procsup

@@ -1,0 +1,364 @@
+// The launcher's fork/exec sequence (PITFALLS.md A.4). Everything the child needs is prebuilt
+// here in the parent into a child_plan; between fork and exec/body the child makes only
+// async-signal-safe system calls and reports a failing step through a close-on-exec pipe.
+#include "procsup/supervisor/launcher.hpp"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+extern char** environ;
+
+namespace procsup {
+namespace {
+
+// Child setup steps, in the order the child runs them. The number travels through the error pipe.
+enum class step : std::int32_t {
+  setsid, setrlimit, setgroups, setgid, setuid, prctl, parent_died, chdir, dup2, close_range, exec,
+};
+
+const char* step_name(step s) {
+  switch (s) {
+    case step::setsid: return "setsid";
+    case step::setrlimit: return "setrlimit";
+    case step::setgroups: return "setgroups";
+    case step::setgid: return "setgid";
+    case step::setuid: return "setuid";
+    case step::prctl: return "prctl";
+    case step::parent_died: return "parent died";
+    case step::chdir: return "chdir";
+    case step::dup2: return "dup2";
+    case step::close_range: return "close_range";
+    case step::exec: return "exec";
+  }
+  return "setup";
+}
+
+// 8 bytes: far below PIPE_BUF, so the child's single write is atomic.
+struct error_record {
+  std::int32_t failed_step;
+  std::int32_t error;
+};
+
+// Everything the child reads; built in the parent so the child never allocates.
+struct child_plan {
+  bool new_session = true;
+  int parent_death_signal = 0;
+  pid_t parent_pid = 0;
+  const std::vector<rlimit_setting>* limits = nullptr;
+  bool set_groups = false;
+  const std::vector<gid_t>* groups = nullptr;
+  std::optional<gid_t> gid;
+  std::optional<uid_t> uid;
+  const char* cwd = nullptr;
+  const std::vector<std::pair<int, int>>* fds = nullptr;
+  int* moved = nullptr;  // scratch, one per fds entry (written by the child in its own copy)
+  int dup_floor = 3;     // every moved source lands at or above this, i.e. above every target
+  const std::vector<int>* keep = nullptr;  // sorted fds >= 3 that survive: targets + error pipe
+  int error_fd = -1;
+};
+
+[[noreturn]] void child_fail(int error_fd, step s, int error) {
+  const error_record record{static_cast<std::int32_t>(s), error};
+  while (::write(error_fd, &record, sizeof record) < 0 && errno == EINTR) {
+  }
+  ::_exit(127);
+}
+
+void close_fds_from(unsigned lo, unsigned hi) {
+  // close_range exists since Linux 5.9; the loop is the fallback for older kernels.
+  if (::close_range(lo, hi, 0) == 0 || errno != ENOSYS) return;
+  rlimit rl{};
+  rlim_t top = 65536;
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) top = std::min<rlim_t>(rl.rlim_cur, 1U << 20);
+  for (rlim_t fd = lo; fd <= hi && fd < top; ++fd) ::close(static_cast<int>(fd));
+}
+
+// Runs in the child; returns only when every step succeeded. Async-signal-safe calls only.
+void run_child_setup(const child_plan& p) {
+  // 1. Dispositions first, then the mask: the parent blocked every signal around fork(), so no
+  // parent handler can run here. EINVAL for SIGKILL/SIGSTOP and glibc's internal signals is fine.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  // 2. Own session and process group, so stop/kill can target the whole group.
+  if (p.new_session && ::setsid() < 0) child_fail(p.error_fd, step::setsid, errno);
+
+  // 3. Limits, while still privileged (raising a hard limit needs CAP_SYS_RESOURCE).
+  for (const rlimit_setting& l : *p.limits) {
+    const rlimit rl{l.soft, l.hard};
+    if (::setrlimit(static_cast<__rlimit_resource_t>(l.resource), &rl) != 0) child_fail(p.error_fd, step::setrlimit, errno);
+  }
+
+  // 4. Privilege drop with raw system calls: glibc's wrappers broadcast the change to the
+  // parent's other threads (setxid), which do not exist in this child.
+  if (p.set_groups &&
+      ::syscall(SYS_setgroups, p.groups->size(), p.groups->empty() ? nullptr : p.groups->data()) != 0)
+    child_fail(p.error_fd, step::setgroups, errno);
+  if (p.gid && ::syscall(SYS_setgid, *p.gid) != 0) child_fail(p.error_fd, step::setgid, errno);
+  if (p.uid && ::syscall(SYS_setuid, *p.uid) != 0) child_fail(p.error_fd, step::setuid, errno);
+
+  // 5. Parent-death signal after the uid change (which clears it). If the parent already died
+  // before the prctl, the signal will never come: check getppid(). It reads 0 across a PID
+  // namespace boundary, where the check cannot be made.
+  if (p.parent_death_signal != 0) {
+    if (::prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(p.parent_death_signal)) != 0)
+      child_fail(p.error_fd, step::prctl, errno);
+    const pid_t ppid = ::getppid();
+    if (ppid != 0 && ppid != p.parent_pid) child_fail(p.error_fd, step::parent_died, ESRCH);
+  }
+
+  // After the privilege drop, so the directory is checked with the child's own rights.
+  if (p.cwd != nullptr && ::chdir(p.cwd) != 0) child_fail(p.error_fd, step::chdir, errno);
+
+  // 6. Fd mapping in two phases, so overlapping and swapped mappings work: first every source
+  // moves above every target (close-on-exec), then each lands on its target; dup2 leaves the
+  // target inheritable, which also covers parent_fd == child_fd.
+  const auto& fds = *p.fds;
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    p.moved[i] = ::fcntl(fds[i].first, F_DUPFD_CLOEXEC, p.dup_floor);
+    if (p.moved[i] < 0) child_fail(p.error_fd, step::dup2, errno);
+  }
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    if (::dup2(p.moved[i], fds[i].second) < 0) child_fail(p.error_fd, step::dup2, errno);
+  }
+
+  // 7. Close everything else >= 3 (including the moved copies), keeping the error pipe open
+  // until exec closes it.
+  unsigned lo = 3;
+  for (int k : *p.keep) {
+    const auto uk = static_cast<unsigned>(k);
+    if (uk > lo) close_fds_from(lo, uk - 1);
+    lo = uk + 1;
+  }
+  close_fds_from(lo, ~0U);
+}
+
+std::string describe(step s, int error, const std::string& what) {
+  return std::string(step_name(s)) + (s == step::exec ? " " : " for ") + what + ": " + std::strerror(error);
+}
+
+launch_error make_error(int error, std::string stage, const std::string& message) {
+  return launch_error{error, std::move(stage), message + ": " + std::strerror(error)};
+}
+
+// Fills the fd part of the plan and the error pipe; returns 0 or an errno.
+int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& keep, std::vector<int>& moved,
+                 int (&pipe_fds)[2]) {
+  int max_target = 2;
+  for (auto [from, to] : setup.fds) {
+    if (from < 0 || to < 0) return EBADF;
+    max_target = std::max(max_target, to);
+  }
+  for (std::size_t i = 0; i < setup.fds.size(); ++i)
+    for (std::size_t j = i + 1; j < setup.fds.size(); ++j)
+      if (setup.fds[i].second == setup.fds[j].second) return EINVAL;  // two sources for one target
+
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return errno;
+  // The write end must survive the dup2s: move it above every target if it is one of them.
+  const bool clash = std::any_of(setup.fds.begin(), setup.fds.end(), [&](auto m) { return m.second == pipe_fds[1]; });
+  if (clash) {
+    const int high = ::fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, max_target + 1);
+    if (high < 0) {
+      const int e = errno;
+      ::close(pipe_fds[0]);
+      ::close(pipe_fds[1]);
+      return e;
+    }
+    ::close(pipe_fds[1]);
+    pipe_fds[1] = high;
+  }
+
+  for (auto m : setup.fds)
+    if (m.second >= 3) keep.push_back(m.second);
+  keep.push_back(pipe_fds[1]);
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+  moved.assign(setup.fds.size(), -1);
+
+  plan.new_session = setup.new_session;
+  plan.parent_death_signal = setup.parent_death_signal;
+  plan.parent_pid = ::getpid();
+  plan.limits = &setup.limits;
+  plan.set_groups = setup.uid.has_value() || setup.gid.has_value() || !setup.groups.empty();
+  plan.groups = &setup.groups;
+  plan.gid = setup.gid;
+  plan.uid = setup.uid;
+  plan.cwd = setup.cwd.empty() ? nullptr : setup.cwd.c_str();
+  plan.fds = &setup.fds;
+  plan.moved = moved.data();
+  plan.dup_floor = max_target + 1;
+  plan.keep = &keep;
+  plan.error_fd = pipe_fds[1];
+  return 0;
+}
+
+// fork with every signal blocked (so no parent handler runs in the child before it resets
+// them), then the parent side of the error pipe. `child` never returns.
+template <class Child>
+std::variant<pid_t, launch_error> fork_and_wait(int (&pipe_fds)[2], const std::string& what, Child&& child) {
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t pid = ::fork();
+  if (pid == 0) child();  // [[noreturn]] in practice
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::close(pipe_fds[1]);
+
+  if (pid < 0) {
+    ::close(pipe_fds[0]);
+    return make_error(fork_errno, "fork", "fork for " + what);
+  }
+
+  error_record record{};
+  ssize_t n = 0;
+  do {
+    n = ::read(pipe_fds[0], &record, sizeof record);
+  } while (n < 0 && errno == EINTR);
+  ::close(pipe_fds[0]);
+  if (n != static_cast<ssize_t>(sizeof record)) return pid;  // EOF: exec happened / setup done
+
+  // The child reported a failure and is in _exit(127): reap it here; nobody else knows the pid.
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  const auto s = static_cast<step>(record.failed_step);
+  return launch_error{record.error, step_name(s), describe(s, record.error, what)};
+}
+
+std::string default_path() { return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; }
+
+// 0 if `file` is an executable regular file, else an errno.
+int check_executable(const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return errno;
+  if (!S_ISREG(st.st_mode)) return EACCES;
+  if (::access(file.c_str(), X_OK) != 0) return errno;
+  return 0;
+}
+
+}  // namespace
+
+std::string resolve_executable(const std::string& name, const std::string& path_env, int& error) {
+  error = 0;
+  if (name.empty()) {
+    error = ENOENT;
+    return {};
+  }
+  if (name.find('/') != std::string::npos) {
+    std::string full = name;
+    if (name.front() != '/') {
+      // Absolute, because the child may chdir before exec.
+      char cwd[PATH_MAX];
+      if (::getcwd(cwd, sizeof cwd) == nullptr) {
+        error = errno;
+        return {};
+      }
+      full = std::string(cwd) + "/" + name;
+    }
+    error = check_executable(full);
+    return error == 0 ? full : std::string{};
+  }
+
+  const std::string path = path_env.empty() ? default_path() : path_env;
+  int first_error = ENOENT;  // report EACCES if a match existed but was not executable
+  std::size_t begin = 0;
+  while (begin <= path.size()) {
+    std::size_t end = path.find(':', begin);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(begin, end - begin);
+    begin = end + 1;
+    if (dir.empty()) {
+      char cwd[PATH_MAX];
+      if (::getcwd(cwd, sizeof cwd) == nullptr) continue;
+      dir = cwd;
+    }
+    const std::string candidate = dir + "/" + name;
+    const int e = check_executable(candidate);
+    if (e == 0) return candidate;
+    if (e != ENOENT && e != ENOTDIR) first_error = e;
+  }
+  error = first_error;
+  return {};
+}
+
+std::vector<std::string> current_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
+  std::string path = spec.path;
+  if (path.find('/') == std::string::npos) {
+    std::string path_env;
+    for (const std::string& e : spec.env)
+      if (e.rfind("PATH=", 0) == 0) path_env = e.substr(5);
+    if (path_env.empty()) {
+      const char* p = std::getenv("PATH");
+      path_env = p != nullptr ? p : "";
+    }
+    int error = 0;
+    path = resolve_executable(spec.path, path_env, error);
+    if (path.empty()) return make_error(error, "resolve", "resolve " + spec.path);
+  }
+
+  // argv/envp arrays point into the caller's strings, which outlive the fork.
+  std::vector<char*> argv;
+  if (spec.argv.empty()) {
+    argv.push_back(path.data());
+  } else {
+    for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  child_plan plan;
+  std::vector<int> keep;
+  std::vector<int> moved;
+  int pipe_fds[2] = {-1, -1};
+  if (const int e = prepare_plan(spec.setup, plan, keep, moved, pipe_fds); e != 0)
+    return make_error(e, "pipe", "prepare launch of " + path);
+
+  const char* file = path.c_str();
+  return fork_and_wait(pipe_fds, path, [&]() {
+    run_child_setup(plan);
+    ::execve(file, argv.data(), envp.data());
+    child_fail(plan.error_fd, step::exec, errno);
+  });
+}
+
+std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body) {
+  child_plan plan;
+  std::vector<int> keep;
+  std::vector<int> moved;
+  int pipe_fds[2] = {-1, -1};
+  if (const int e = prepare_plan(setup, plan, keep, moved, pipe_fds); e != 0)
+    return make_error(e, "pipe", "prepare fork");
+
+  return fork_and_wait(pipe_fds, "forked child", [&]() {
+    run_child_setup(plan);
+    ::close(plan.error_fd);  // EOF tells the parent the setup succeeded
+    ::_exit(body());
+  });
+}
+
+}  // namespace procsup
