@@ -156,14 +156,11 @@ ring_status endpoint::send(frame_kind kind, std::uint64_t id, std::span<const st
       cpu_relax();
       continue;
     }
-    if (out_.arm_space_wakeup(body.size() + frame_id_size)) {
-      if (!sleep_on(out_hdr_->writer_sleeping, wake_fd_, remaining(deadline, forever)) && !forever) {
-        // relaxed: we stop sleeping; a late wake from the peer only costs it one system call.
-        out_hdr_->writer_sleeping.store(0, std::memory_order_relaxed);
-        const auto last = try_send(kind, id, body);
-        return last == ring_status::full ? ring_status::timeout : last;
-      }
-    }
+    if (!out_.arm_space_wakeup(body.size() + frame_id_size)) continue;
+    (void)sleep_on(out_hdr_->writer_sleeping, wake_fd_, remaining(deadline, forever));
+    // relaxed: our own flag. Woken, timed out or spurious, we re-check the ring next (and re-arm
+    // through the fence before sleeping again); a late wake only costs the peer a system call.
+    out_hdr_->writer_sleeping.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -180,14 +177,10 @@ ring_status endpoint::receive(message& m, std::chrono::nanoseconds timeout) {
       for (int i = 0; i < 16 && !in_.readable(); ++i) cpu_relax();
       continue;
     }
-    if (in_.arm_wakeup()) {
-      if (!sleep_on(in_hdr_->reader_sleeping, wake_fd_, remaining(deadline, forever)) && !forever) {
-        // relaxed: as in send().
-        in_hdr_->reader_sleeping.store(0, std::memory_order_relaxed);
-        const auto last = try_receive(m);
-        return last == ring_status::empty ? ring_status::timeout : last;
-      }
-    }
+    if (!in_.arm_wakeup()) continue;
+    (void)sleep_on(in_hdr_->reader_sleeping, wake_fd_, remaining(deadline, forever));
+    // relaxed: as in send().
+    in_hdr_->reader_sleeping.store(0, std::memory_order_relaxed);
   }
 }
 
