@@ -23,6 +23,11 @@
 //
 // Outside a fixture, leak_snapshot::take() and leak_snapshot::leaks_since() do the same checks
 // and return the problems as strings.
+//
+// Forking helpers for tests (PITFALLS.md 17: a child must never return into the test runner):
+//   pid_t pid = procsup::testing::fork_child([&] { ...; return 0; });  // child ends in _exit(code)
+//   int status = procsup::testing::wait_child(pid);                     // waitpid, EINTR retried
+//   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status);
 #pragma once
 
 #include <dirent.h>
@@ -34,6 +39,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -156,6 +164,44 @@ struct leak_snapshot {
     return leaks_since(before, reap, [](const std::string&) { return true; });
   }
 };
+
+// Forks; the child runs `body` (which returns its exit code) and ends with _exit(code), never
+// returning into the test runner. An exception escaping `body` exits with 125. Returns the child's
+// pid (-1 if fork failed). Call it from a single-threaded test process.
+template <class F>
+pid_t fork_child(F&& body) {
+  std::fflush(nullptr);  // or buffered output would be printed twice
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  int code = 125;
+  try {
+    code = body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "test child %d: exception: %s\n", static_cast<int>(::getpid()), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "test child %d: unknown exception\n", static_cast<int>(::getpid()));
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+// Waits for child `pid` (retrying EINTR) and returns its wait status, or -1 if waitpid failed.
+inline int wait_child(pid_t pid) {
+  int status = 0;
+  for (;;) {
+    if (::waitpid(pid, &status, 0) == pid) return status;
+    if (errno != EINTR) return -1;
+  }
+}
+
+// A wait status in words: "exited with code 3", "killed by signal 9 (Killed)".
+inline std::string describe_wait_status(int status) {
+  if (status == -1) return "not waited for (waitpid failed)";
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+  return "wait status " + std::to_string(status);
+}
 
 // The fixture base described at the top of this file.
 class process_guard_test : public ::testing::Test {
