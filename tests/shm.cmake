@@ -5,4 +5,7 @@ if(NOT PROCSUP_FUZZ)
     ${procsup_shm_tests}/unit/test_shm_process_guard.cpp LIBS procsup::shm TIMEOUT 60)
   procsup_add_test(test_shm_ring_fork SOURCES ${procsup_shm_tests}/integration/test_shm_ring_fork.cpp
     LIBS procsup::shm TIMEOUT 120 LABELS integration)
+  procsup_add_test(test_shm_ring_fault
+    SOURCES ${procsup_shm_tests}/fault/test_shm_ring_kill.cpp ${procsup_shm_tests}/fault/test_shm_ring_corruption.cpp
+    LIBS procsup::shm TIMEOUT 120 LABELS fault)
 endif()
