@@ -19,8 +19,7 @@ else
   cmake --build "$BUILD_DIR" --target bench_channel -j2 >&2
 fi
 
-out=$(mktemp /tmp/bench_channel.XXXXXX.json)
-trap 'rm -f "$out"' EXIT
+out="$BUILD_DIR/bench_channel.json"  # kept: the raw figures behind the table
 cmd=("$BUILD_DIR/bench/bench_channel" "--benchmark_repetitions=$REPS" "--benchmark_min_time=$MIN_TIME"
      "--benchmark_report_aggregates_only=true" "--benchmark_out=$out" "--benchmark_out_format=json" "$@")
 echo "+ PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]}" >&2
@@ -31,8 +30,11 @@ import json, sys
 data = json.load(open(sys.argv[1]))
 command = sys.argv[2]
 med = {}      # name -> median entry
+def base_name(run_name):  # "rt/pipe/64/real_time" -> "rt/pipe/64"
+    return "/".join(p for p in run_name.split("/")
+                    if p != "real_time" and not p.startswith(("iterations:", "repeats:", "min_time:")))
 for b in data["benchmarks"]:
-    name = b["run_name"]
+    name = base_name(b["run_name"])
     if b.get("run_type") == "aggregate":
         if b.get("aggregate_name") == "median":
             med[name] = b
@@ -60,7 +62,8 @@ rows = [("channel, hot (both spin)", "channel_hot"),
         ("pipe pair", "pipe"), ("socketpair (AF_UNIX)", "socketpair"),
         ("Boost.Interprocess message_queue", "message_queue")]
 stream = {"channel_hot": "stream64/channel", "pipe": "stream64/pipe", "socketpair": "stream64/socketpair"}
-print(f"Round trip (request N B, reply N B, parent <-> forked child), median of {data['benchmarks'][0].get('repetitions', '?')} repetitions, wall time in us; streaming in million 64 B messages/s.\n")
+reps = max((b.get("repetitions", 1) for b in data["benchmarks"]), default=1)
+print(f"Round trip (request N B, reply N B, parent <-> forked child), median of {reps} repetitions, wall time in us; streaming in million 64 B messages/s.\n")
 print("| transport | RT 64 B (us) | RT 4 KiB (us) | RT 64 KiB (us) | stream 64 B (M msg/s) |")
 print("|---|---:|---:|---:|---:|")
 for label, key in rows:
@@ -86,7 +89,7 @@ for name, r, what, goal, ok in targets:
 print(f"\nFor reference: channel hot 64 B RT vs pipe {fmt(ratio(us('rt/channel_hot/64'), us('rt/pipe/64')), 3)}; "
       f"streaming vs socketpair {fmt(ratio(rate('stream64/channel'), rate('stream64/socketpair')), 1)}x.")
 
-idle = med.get("idle_reader/iterations:1/repeats:1/real_time") or next((v for k, v in med.items() if k.startswith("idle_reader")), None)
+idle = med.get("idle_reader")
 if idle:
     print(f"\nIdle reader (child blocked in receive, default 20 us spin) over {idle.get('window_s', 0):.0f} s: "
           f"CPU {idle.get('child_cpu_ms', 0):.3f} ms, voluntary context switches {idle.get('child_voluntary_ctxsw', 0):.0f}, "
