@@ -1,0 +1,178 @@
+// The parent-side core of one supervised unit (a forked behavior or an exec'd program) across
+// its incarnations: launch, the channel, requests in flight, the bounded queue of sends made
+// while it (re)starts, hang detection, graceful stop. Owned by a process handle or a supervisor;
+// the owner decides what happens when an instance ends (on_end).
+//
+// Threads: send_bytes(), wait_reply(), info() from any thread; everything else on the loop thread.
+// Locks: recv_mu_ (the reply ring's reader) is taken before mu_ (everything else).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procsup/ipc/channel.hpp"
+#include "procsup/supervisor/event_loop.hpp"
+#include "procsup/supervisor/launcher.hpp"
+#include "procsup/supervisor/types.hpp"
+
+namespace procsup::detail {
+
+class unit;
+
+// The shared state of one reply future.
+struct reply_state {
+  // 0: pending; 1: ready; 2: pending and a thread sleeps on it (futex word).
+  std::atomic<std::uint32_t> word{0};
+  bool failed = false;
+  std::string error;
+  std::vector<std::byte> bytes;
+  std::weak_ptr<unit> owner;
+
+  bool ready() const noexcept { return word.load(std::memory_order_acquire) == 1; }
+  void fulfill(std::span<const std::byte> body);
+  void fail(std::string why);
+  // Blocks until ready or `timeout` (negative: forever); false on timeout.
+  bool sleep(std::chrono::nanoseconds timeout);
+
+ private:
+  void publish();
+};
+
+struct unit_spec {
+  std::string id;
+  // A forked behavior: runs in the child with the child's end of a fresh channel; returns the
+  // exit code. Empty for exec'd programs.
+  std::function<int(ipc::endpoint&)> body;
+  // An exec'd program. With `protocol`, it links the worker runtime and gets a channel
+  // (fds 3 and 4, named by $PROCSUP_CHANNEL) and counts as ready only once it says so.
+  std::optional<exec_spec> exec;
+  bool protocol = false;
+  child_setup setup;
+  ipc::channel_options channel;
+  std::chrono::milliseconds start_timeout{30'000};    // ready within this, or failed
+  std::chrono::milliseconds request_timeout{0};       // hang detection: 0 = off
+  std::chrono::milliseconds shutdown_timeout{5'000};  // graceful stop, then SIGTERM, then SIGKILL
+  int stop_signal = SIGTERM;                          // programs: first signal of a stop
+  std::size_t max_pending = 1024;                     // sends queued while (re)starting
+  std::chrono::nanoseconds reply_spin{std::chrono::microseconds(50)};  // get() spins this long first
+  std::vector<int> success_codes{0};                  // programs: exit codes that count as clean
+  // Called on the loop thread before each launch (the daemon adds stdout/stderr pipes). Returns
+  // fds to close in the parent after the fork.
+  std::function<std::vector<int>(child_setup&)> prepare_launch;
+};
+
+// How an instance ended.
+struct instance_end {
+  int wait_status = 0;
+  bool requested = false;  // we asked it to stop
+  bool clean = false;      // requested, or a program's success code
+  std::string cause;       // "killed by SIGSEGV", "handle() threw: boom", "hung: ..."
+  std::chrono::steady_clock::duration uptime{};
+};
+
+class unit : public std::enable_shared_from_this<unit> {
+ public:
+  unit(event_loop& loop, unit_spec spec);
+  ~unit();
+
+  // Owner hooks, called on the loop thread without locks held.
+  std::function<void(unit&, const instance_end&)> on_end;
+  std::function<void(unit&)> on_ready;
+  std::function<void(unit&, const launch_error&)> on_launch_failed;
+  event_sink emit;
+
+  // ---- loop thread ----
+  void launch();
+  // Stops the current instance gracefully; `done` runs once it is reaped (at once if none).
+  void request_stop(std::function<void()> done);
+  // Between instances: sends queue up again (state starting) until the next launch is ready.
+  void set_restarting();
+  // Final: state `s` (stopped or failed); queued sends fail with `why`.
+  void set_final(process_state s, const std::string& why);
+  void signal(int sig);  // to the instance's process group
+  void count_restart() { std::lock_guard lk(mu_); ++restarts_; }
+  // Calls `fn` once: with "" when the current (or next) instance is ready, or with the cause
+  // when it fails before that.
+  void when_started(std::function<void(const std::string& error)> fn) { start_waiters_.push_back(std::move(fn)); }
+  const unit_spec& spec() const noexcept { return spec_; }
+  event_loop& loop() noexcept { return loop_; }
+
+  // ---- any thread ----
+  std::shared_ptr<reply_state> send_bytes(std::vector<std::byte> body);
+  // Waits for `st` (spinning on the reply ring first): false on timeout. Not on the loop thread.
+  bool wait_reply(reply_state& st, std::chrono::nanoseconds timeout);
+  process_info info() const;
+  process_state state() const;
+  const std::string& id() const noexcept { return spec_.id; }
+  pid_t pid() const;
+  void set_strategy(strategy s) { std::lock_guard lk(mu_); strategy_ = s; }
+
+ private:
+  struct pending_send {
+    std::vector<std::byte> body;
+    std::shared_ptr<reply_state> state;
+  };
+
+  void service();                      // loop: eventfd / posted
+  void drain_locked();                 // recv_mu_ held
+  void flush_pending_locked();         // mu_ held
+  void become_ready();
+  void on_exit(int wait_status);
+  void kill_for(std::string reason);   // loop: SIGKILL the group, remember why
+  void hang_check();
+  void ensure_hang_timer();
+  void fail_all_locked(std::deque<pending_send>& q, const std::string& why);
+  std::string exit_cause(int status) const;
+
+  event_loop& loop_;
+  unit_spec spec_;
+
+  std::mutex recv_mu_;
+  mutable std::mutex mu_;
+  process_state state_ = process_state::stopped;
+  strategy strategy_ = strategy::restart;
+  pid_t pid_ = 0;
+  std::chrono::system_clock::time_point started_at_{};
+  std::chrono::steady_clock::time_point started_mono_{};
+  int restarts_ = 0;
+  std::string last_error_;
+  int last_exit_status_ = -1;
+  std::optional<ipc::channel> chan_;
+  ipc::endpoint ep_;
+  bool ep_valid_ = false;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, std::shared_ptr<reply_state>> inflight_;
+  std::deque<pending_send> pending_;
+  bool stopping_ = false;
+  std::vector<std::function<void()>> stop_done_;
+
+  // set by readers (any thread), acted on by the loop
+  std::atomic<bool> ready_seen_{false};
+  std::atomic<bool> service_posted_{false};
+  std::atomic<int> blocked_waiters_{0};
+  std::atomic<bool> hang_timer_on_{false};
+  std::string init_error_;     // error frame with id 0 (init failed); recv_mu_
+  std::string handler_error_;  // last error frame's message; recv_mu_
+  std::string kill_reason_;    // loop thread
+  std::string protocol_error_; // recv_mu_: the child broke the protocol
+
+  std::vector<std::function<void(const std::string&)>> start_waiters_;
+  void notify_started(const std::string& error) {
+    auto w = std::move(start_waiters_);
+    start_waiters_.clear();
+    for (auto& f : w) f(error);
+  }
+
+  event_loop::timer_id start_timer_ = 0, stop_timer_ = 0, hang_timer_ = 0;
+  std::uint64_t hang_seen_oldest_ = 0;
+};
+
+}  // namespace procsup::detail

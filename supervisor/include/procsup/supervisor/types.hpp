@@ -1,0 +1,90 @@
+// The vocabulary of supervision: states, strategies, policies, lifecycle events, process info.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+namespace procsup {
+
+enum class process_state { starting, running, stopping, stopped, failed };
+const char* to_string(process_state s) noexcept;
+
+// What a supervisor does when one of its children fails.
+enum class strategy {
+  restart,   // start a new instance (subject to the restart policy, intensity and backoff)
+  stop,      // leave it stopped
+  escalate,  // the supervisor itself fails: its parent (or owner) decides
+};
+const char* to_string(strategy s) noexcept;
+
+// Which siblings are restarted with a failed child (Erlang/OTP's restart strategies).
+enum class restart_policy {
+  one_for_one,   // only the failed child
+  one_for_all,   // all children: stopped in reverse start order, started again in order
+  rest_for_one,  // the failed child and those started after it
+};
+const char* to_string(restart_policy p) noexcept;
+
+enum class event_kind {
+  spawned,       // a child process was forked / exec'd (pid set)
+  ready,         // it finished init() (or exec'd, for plain programs) and serves
+  exited,        // it exited cleanly (an expected stop, or a success code)
+  crashed,       // it failed: signal, non-success exit, exception in handle(), hang, bad channel
+  restarting,    // a new instance will start after `delay`
+  stopped,       // it is stopped and will not be restarted
+  escalated,     // its failure is handed to the parent supervisor / the owner
+  gave_up,       // restart intensity exceeded: the supervisor stops its children and escalates
+  spawn_failed,  // fork/exec failed (EAGAIN, missing binary...): retried with backoff or strategy
+};
+const char* to_string(event_kind k) noexcept;
+
+struct lifecycle_event {
+  event_kind kind{};
+  std::string process_id;  // the child's id (or the supervisor's name for gave_up)
+  pid_t pid = 0;
+  std::chrono::system_clock::time_point time;
+  std::string cause;       // how it died, why it restarts, ...
+  int restarts = 0;        // restart count of that child so far
+  std::chrono::milliseconds delay{0};  // restarting: the backoff delay
+};
+
+using event_sink = std::function<void(const lifecycle_event&)>;
+
+struct process_info {
+  std::string id;
+  process_state state = process_state::stopped;
+  pid_t pid = 0;  // 0 when not running
+  std::chrono::system_clock::time_point started_at{};
+  int restart_count = 0;
+  std::string last_error;   // how the last instance failed ("" if never)
+  int last_exit_status = -1;  // raw wait status of the last instance (-1: none yet)
+  strategy on_failure = strategy::restart;
+};
+
+// The error a send, start or stop fails with. what() names the process and the cause.
+class process_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "exited with code 3", "killed by SIGSEGV (core dumped)".
+std::string describe_wait_status(int status);
+// "SIGSEGV" for 11; "signal 99" when unknown.
+std::string signal_name(int sig);
+
+// Restart backoff: the first restart after a stable run is delayed by `initial` (0: immediate);
+// each further consecutive failure doubles the delay (starting from max(initial, step)) up to
+// `max`. A child that stayed up `reset_after` counts as stable again.
+struct backoff_policy {
+  std::chrono::milliseconds initial{0};
+  std::chrono::milliseconds step{100};
+  std::chrono::milliseconds max{30'000};
+  std::chrono::milliseconds reset_after{10'000};
+  std::chrono::milliseconds delay(int consecutive_failures) const;
+};
+
+}  // namespace procsup

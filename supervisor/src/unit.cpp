@@ -1,0 +1,630 @@
+// The parent-side core of a supervised unit. See detail/unit.hpp.
+#include "procsup/supervisor/detail/unit.hpp"
+
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <signal.h>
+
+#include <climits>
+#include <cstring>
+
+#include "procsup/shm/futex.hpp"
+#include "procsup/worker/behavior.hpp"
+#include "procsup/worker/main.hpp"
+
+namespace procsup::detail {
+
+using namespace std::chrono_literals;
+
+namespace {
+std::string as_text(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+}  // namespace
+
+// ---------------------------------------------------------------- reply_state
+
+void reply_state::publish() {
+  // release: the value/error written before is visible to whoever sees word == 1 (acquire).
+  if (word.exchange(1, std::memory_order_acq_rel) == 2)
+    shm::futex_wake(word, INT_MAX);
+}
+
+void reply_state::fulfill(std::span<const std::byte> body) {
+  bytes.assign(body.begin(), body.end());
+  publish();
+}
+
+void reply_state::fail(std::string why) {
+  failed = true;
+  error = std::move(why);
+  publish();
+}
+
+bool reply_state::sleep(std::chrono::nanoseconds timeout) {
+  const bool forever = timeout.count() < 0;
+  const auto deadline = std::chrono::steady_clock::now() + (forever ? 0ns : timeout);
+  for (;;) {
+    std::uint32_t w = word.load(std::memory_order_acquire);
+    if (w == 1) return true;
+    // acq_rel CAS 0 -> 2 announces a sleeper to publish(); if it fails, re-check.
+    if (w == 0 && !word.compare_exchange_weak(w, 2, std::memory_order_acq_rel)) continue;
+    auto left = forever ? -1ns : deadline - std::chrono::steady_clock::now();
+    if (!forever && left <= 0ns) return word.load(std::memory_order_acquire) == 1;
+    // A shared futex works within one process too.
+    shm::futex_wait(word, 2, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  }
+}
+
+// ---------------------------------------------------------------- unit
+
+unit::unit(event_loop& loop, unit_spec spec) : loop_(loop), spec_(std::move(spec)) {}
+
+unit::~unit() {
+  // Owners stop units before dropping them; whatever is still waiting must not hang.
+  std::lock_guard lk(mu_);
+  for (auto& [id, st] : inflight_) st->fail("process " + spec_.id + " was destroyed");
+  inflight_.clear();
+  fail_all_locked(pending_, "process " + spec_.id + " was destroyed");
+}
+
+process_state unit::state() const {
+  std::lock_guard lk(mu_);
+  return state_;
+}
+
+pid_t unit::pid() const {
+  std::lock_guard lk(mu_);
+  return pid_;
+}
+
+process_info unit::info() const {
+  std::lock_guard lk(mu_);
+  process_info i;
+  i.id = spec_.id;
+  i.state = state_;
+  i.pid = pid_;
+  i.started_at = started_at_;
+  i.restart_count = restarts_;
+  i.last_error = last_error_;
+  i.last_exit_status = last_exit_status_;
+  i.on_failure = strategy_;
+  return i;
+}
+
+void unit::fail_all_locked(std::deque<pending_send>& q, const std::string& why) {
+  for (auto& p : q) p.state->fail(why);
+  q.clear();
+}
+
+void unit::launch() {
+  {
+    std::lock_guard lk(mu_);
+    state_ = process_state::starting;
+    stopping_ = false;
+  }
+  kill_reason_.clear();
+  {
+    std::lock_guard rk(recv_mu_);
+    init_error_.clear();
+    handler_error_.clear();
+    protocol_error_.clear();
+  }
+  ready_seen_ = false;
+
+  child_setup setup = spec_.setup;
+  std::vector<int> close_after;
+  if (spec_.prepare_launch) close_after = spec_.prepare_launch(setup);
+  const bool with_channel = static_cast<bool>(spec_.body) || spec_.protocol;
+
+  std::optional<ipc::channel> chan;
+  std::variant<pid_t, launch_error> r;
+  try {
+    if (with_channel) chan = ipc::channel::create(spec_.channel);
+    if (spec_.body) {
+      // The child keeps the eventfd under its own number (the mapping is inherited by fork).
+      setup.fds.emplace_back(chan->parent_eventfd(), chan->parent_eventfd());
+      auto* c = &*chan;
+      auto* body = &spec_.body;
+      r = launch_fork(setup, [c, body] {
+        auto ep = c->child_end();
+        return (*body)(ep);
+      });
+    } else {
+      exec_spec ex = *spec_.exec;
+      ex.setup = setup;
+      if (spec_.protocol) {
+        ex.setup.fds.emplace_back(chan->memfd(), worker::channel_memfd);
+        ex.setup.fds.emplace_back(chan->parent_eventfd(), worker::channel_eventfd);
+        ex.env.push_back(std::string(worker::channel_env) + "=" + std::to_string(worker::channel_memfd) + ":" +
+                         std::to_string(worker::channel_eventfd));
+      }
+      r = launch_exec(ex);
+    }
+  } catch (const std::exception& e) {
+    r = launch_error{errno, "channel", std::string("cannot create the channel: ") + e.what()};
+  }
+  for (int fd : close_after) sys::close_fd(fd);
+
+  if (auto* err = std::get_if<launch_error>(&r)) {
+    {
+      std::lock_guard lk(mu_);
+      last_error_ = err->message;
+    }
+    notify_started(err->message);
+    if (on_launch_failed) on_launch_failed(*this, *err);
+    return;
+  }
+  const pid_t pid = std::get<pid_t>(r);
+  {
+    std::lock_guard rk(recv_mu_);
+    std::lock_guard lk(mu_);
+    pid_ = pid;
+    started_at_ = std::chrono::system_clock::now();
+    started_mono_ = std::chrono::steady_clock::now();
+    if (chan) {
+      chan_ = std::move(chan);
+      ep_ = chan_->parent_end();
+      ep_valid_ = true;
+      next_id_ = 1;
+    }
+  }
+  if (emit) emit({event_kind::spawned, spec_.id, pid, std::chrono::system_clock::now(), "", restarts_, {}});
+  std::weak_ptr<unit> weak = weak_from_this();
+  loop_.watch_child(pid, [weak](int status) {
+    if (auto self = weak.lock()) self->on_exit(status);
+  });
+  if (!with_channel) {
+    become_ready();
+    return;
+  }
+  loop_.watch(ep_.wake_fd(), EPOLLIN, [weak](std::uint32_t) {
+    if (auto self = weak.lock()) self->service();
+  });
+  start_timer_ = loop_.add_timer(spec_.start_timeout, [weak] {
+    if (auto self = weak.lock()) {
+      self->start_timer_ = 0;
+      self->kill_for("did not become ready within " + ms_text(self->spec_.start_timeout));
+    }
+  });
+  service();  // arms the wakeup for the ready frame
+}
+
+void unit::become_ready() {
+  if (start_timer_) loop_.cancel_timer(std::exchange(start_timer_, 0));
+  pid_t pid;
+  {
+    std::lock_guard lk(mu_);
+    if (state_ != process_state::starting) return;
+    state_ = process_state::running;
+    pid = pid_;
+    flush_pending_locked();
+  }
+  if (emit) emit({event_kind::ready, spec_.id, pid, std::chrono::system_clock::now(), "", restarts_, {}});
+  if (on_ready) on_ready(*this);
+  notify_started("");
+  ensure_hang_timer();
+  service();
+}
+
+void unit::flush_pending_locked() {
+  if (state_ != process_state::running || !ep_valid_) return;
+  while (!pending_.empty()) {
+    auto& p = pending_.front();
+    const std::uint64_t id = next_id_;
+    auto st = ep_.try_send(ipc::frame_kind::request, id, p.body);
+    if (st == shm::ring_status::full) return;
+    if (st == shm::ring_status::ok) {
+      ++next_id_;
+      inflight_.emplace(id, std::move(p.state));
+    } else if (st == shm::ring_status::too_large) {
+      p.state->fail("request of " + std::to_string(p.body.size()) + " bytes exceeds process " + spec_.id +
+                    "'s channel limit of " + std::to_string(ep_.max_body()) + " bytes");
+    } else {
+      return;  // corrupt: the service loop kills it
+    }
+    pending_.pop_front();
+  }
+}
+
+std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
+  auto st = std::make_shared<reply_state>();
+  st->owner = weak_from_this();
+  bool need_service = false;
+  {
+    std::lock_guard lk(mu_);
+    switch (state_) {
+      case process_state::stopped:
+      case process_state::failed:
+      case process_state::stopping:
+        st->fail("process " + spec_.id + " is " + to_string(state_) +
+                 (last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")"));
+        return st;
+      case process_state::starting:
+        break;
+      case process_state::running:
+        if (pending_.empty() && ep_valid_) {
+          const std::uint64_t id = next_id_;
+          auto r = ep_.try_send(ipc::frame_kind::request, id, body);
+          if (r == shm::ring_status::ok) {
+            ++next_id_;
+            inflight_.emplace(id, st);
+            goto sent;
+          }
+          if (r == shm::ring_status::too_large) {
+            st->fail("request of " + std::to_string(body.size()) + " bytes exceeds process " + spec_.id +
+                     "'s channel limit of " + std::to_string(ep_.max_body()) + " bytes");
+            return st;
+          }
+          need_service = true;  // full (or corrupt): the loop waits for space (or kills it)
+        }
+        break;
+    }
+    if (pending_.size() >= spec_.max_pending) {
+      st->fail("process " + spec_.id + ": send queue is full (" + std::to_string(spec_.max_pending) +
+               " requests waiting while it " + (state_ == process_state::starting ? "starts" : "is busy") + ")");
+      return st;
+    }
+    pending_.push_back({std::move(body), st});
+  }
+sent:
+  if (need_service && !service_posted_.exchange(true)) {
+    std::weak_ptr<unit> weak = weak_from_this();
+    loop_.post([weak] {
+      if (auto self = weak.lock()) self->service();
+    });
+  }
+  if (spec_.request_timeout.count() > 0 && !hang_timer_on_.load(std::memory_order_relaxed)) {
+    std::weak_ptr<unit> weak = weak_from_this();
+    loop_.post([weak] {
+      if (auto self = weak.lock()) self->ensure_hang_timer();
+    });
+  }
+  return st;
+}
+
+void unit::drain_locked() {
+  if (!ep_valid_) return;
+  for (;;) {
+    ipc::message m;
+    auto r = ep_.try_receive(m);
+    if (r == shm::ring_status::empty) return;
+    if (r != shm::ring_status::ok) {
+      if (protocol_error_.empty()) protocol_error_ = "its channel is corrupt: " + ep_.error();
+      return;
+    }
+    switch (m.kind) {
+      case ipc::frame_kind::reply:
+      case ipc::frame_kind::error: {
+        std::shared_ptr<reply_state> st;
+        if (m.id == 0 && m.kind == ipc::frame_kind::error) {
+          init_error_ = as_text(m.body);
+        } else {
+          std::lock_guard lk(mu_);
+          auto it = inflight_.find(m.id);
+          if (it != inflight_.end()) {
+            st = std::move(it->second);
+            inflight_.erase(it);
+          }
+          // An error frame means handle() threw and the instance is on its way out: sends from
+          // now on wait for the next instance instead of going to the dying one.
+          if (m.kind == ipc::frame_kind::error && state_ == process_state::running) state_ = process_state::starting;
+        }
+        if (st) {
+          if (m.kind == ipc::frame_kind::reply) {
+            st->fulfill(m.body);
+          } else {
+            handler_error_ = as_text(m.body);
+            st->fail(handler_error_);
+          }
+        } else if (m.id != 0 && protocol_error_.empty()) {
+          protocol_error_ = "it replied to request " + std::to_string(m.id) + ", which is not in flight";
+        }
+        break;
+      }
+      case ipc::frame_kind::ready:
+        ready_seen_.store(true, std::memory_order_release);
+        break;
+      case ipc::frame_kind::heartbeat:
+        break;
+      default:
+        if (protocol_error_.empty())
+          protocol_error_ = std::string("it sent a frame of kind ") + ipc::to_string(m.kind) + " to its supervisor";
+        break;
+    }
+    ep_.release();
+    if (!protocol_error_.empty()) return;
+  }
+}
+
+void unit::service() {
+  service_posted_.store(false, std::memory_order_relaxed);
+  if (!ep_valid_) return;
+  ep_.clear_wake();
+  std::string broken;
+  bool ready_now = false;
+  {
+    std::lock_guard rk(recv_mu_);
+    for (;;) {
+      if (!ep_valid_) return;
+      drain_locked();
+      if (!protocol_error_.empty()) {
+        broken = protocol_error_;
+        break;
+      }
+      if (ready_seen_.exchange(false, std::memory_order_acq_rel)) ready_now = true;
+      std::size_t want_space = 0;
+      bool want_read;
+      {
+        std::lock_guard lk(mu_);
+        flush_pending_locked();
+        if (!pending_.empty() && state_ == process_state::running)
+          want_space = std::min(pending_.front().body.size(), ep_.max_body());
+        // The loop listens for replies only when somebody waits for them in the kernel, while a
+        // hang timer runs, or to catch the ready frame; a caller in get() reads the ring itself
+        // (so a hot request/reply loop makes no wake-up per reply).
+        want_read = (state_ == process_state::starting && !ready_now) || blocked_waiters_.load() > 0 ||
+                    (spec_.request_timeout.count() > 0 && !inflight_.empty());
+      }
+      if (!want_read && want_space == 0) break;
+      if (ep_.arm_wakeup(want_space)) break;
+      if (ep_.broken()) {
+        broken = "its channel is corrupt: " + ep_.error();
+        break;
+      }
+    }
+  }
+  if (!broken.empty()) {
+    kill_for(broken);
+    return;
+  }
+  if (ready_now) become_ready();
+}
+
+bool unit::wait_reply(reply_state& st, std::chrono::nanoseconds timeout) {
+  if (st.ready()) return true;
+  if (loop_.in_loop_thread())
+    throw std::logic_error("waiting for a reply on the supervisor's event-loop thread would deadlock");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto spin = std::min(spec_.reply_spin, timeout.count() < 0 ? spec_.reply_spin : timeout);
+  if (spin.count() > 0 && recv_mu_.try_lock()) {
+    std::lock_guard rk(recv_mu_, std::adopt_lock);
+    while (!st.ready()) {
+      drain_locked();
+      if (st.ready() || !protocol_error_.empty() || !ep_valid_) break;
+      if (std::chrono::steady_clock::now() - t0 >= spin) break;
+      for (int i = 0; i < 8; ++i) cpu_relax();
+    }
+    if (ready_seen_.load() || !protocol_error_.empty()) {
+      if (!service_posted_.exchange(true))
+        loop_.post([weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->service();
+        });
+    }
+  }
+  if (st.ready()) return true;
+  blocked_waiters_.fetch_add(1);
+  {
+    // Make sure the loop will be woken by the next reply: arm the reader, or drain what is there.
+    std::lock_guard rk(recv_mu_);
+    while (!st.ready() && ep_valid_) {
+      drain_locked();
+      if (st.ready() || !protocol_error_.empty()) break;
+      if (ep_.arm_wakeup(0)) break;
+    }
+    if (!protocol_error_.empty() || ready_seen_.load())
+      loop_.post([weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->service();
+      });
+  }
+  bool ok = st.ready();
+  if (!ok) {
+    if (timeout.count() < 0) {
+      ok = st.sleep(timeout);
+    } else {
+      auto left = timeout - (std::chrono::steady_clock::now() - t0);
+      ok = left.count() > 0 ? st.sleep(std::chrono::duration_cast<std::chrono::nanoseconds>(left)) : st.ready();
+    }
+  }
+  blocked_waiters_.fetch_sub(1);
+  return ok;
+}
+
+void unit::ensure_hang_timer() {
+  if (spec_.request_timeout.count() <= 0 || hang_timer_) return;
+  {
+    std::lock_guard lk(mu_);
+    if (inflight_.empty() || state_ != process_state::running) {
+      hang_timer_on_ = false;
+      return;
+    }
+    hang_seen_oldest_ = inflight_.begin()->first;
+  }
+  hang_timer_on_ = true;
+  hang_timer_ = loop_.add_timer(spec_.request_timeout, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->hang_timer_ = 0;
+      self->hang_check();
+    }
+  });
+  service();  // listen for replies while the timer runs
+}
+
+void unit::hang_check() {
+  {
+    std::lock_guard rk(recv_mu_);
+    drain_locked();
+  }
+  std::uint64_t oldest = 0;
+  {
+    std::lock_guard lk(mu_);
+    if (!inflight_.empty() && state_ == process_state::running) oldest = inflight_.begin()->first;
+  }
+  if (oldest == 0) {
+    hang_timer_on_ = false;
+    return;
+  }
+  if (oldest == hang_seen_oldest_) {
+    kill_for("hung: request " + std::to_string(oldest) + " got no reply within " + ms_text(spec_.request_timeout));
+    return;
+  }
+  ensure_hang_timer();
+}
+
+void unit::kill_for(std::string reason) {
+  pid_t pid = this->pid();
+  if (pid == 0) return;
+  if (kill_reason_.empty()) kill_reason_ = std::move(reason);
+  signal(SIGKILL);
+}
+
+void unit::signal(int sig) {
+  pid_t pid = this->pid();
+  if (pid == 0) return;
+  // The child leads its own process group (setsid): the group takes grandchildren along.
+  if (spec_.setup.new_session) ::kill(-pid, sig);
+  ::kill(pid, sig);
+}
+
+std::string unit::exit_cause(int status) const {
+  if (!kill_reason_.empty()) return kill_reason_;
+  if (!protocol_error_.empty()) return protocol_error_;
+  const bool worker = static_cast<bool>(spec_.body) || spec_.protocol;
+  if (worker && WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    if (code == worker::exit_init_failed && !init_error_.empty()) return init_error_;
+    if (code == worker::exit_handler_threw)
+      return std::string("handle() threw") + (handler_error_.empty() ? "" : ": " + handler_error_);
+    if (const char* what = worker::describe_exit_code(code))
+      return std::string("exited with code ") + std::to_string(code) + " (" + what + ")";
+  }
+  return describe_wait_status(status);
+}
+
+void unit::on_exit(int status) {
+  if (start_timer_) loop_.cancel_timer(std::exchange(start_timer_, 0));
+  if (stop_timer_) loop_.cancel_timer(std::exchange(stop_timer_, 0));
+  if (hang_timer_) loop_.cancel_timer(std::exchange(hang_timer_, 0));
+  hang_timer_on_ = false;
+  // Stragglers of its process group (grandchildren) go with it.
+  pid_t dead;
+  {
+    std::lock_guard lk(mu_);
+    dead = pid_;
+  }
+  if (spec_.setup.new_session && dead > 0) ::kill(-dead, SIGKILL);
+
+  instance_end end;
+  end.wait_status = status;
+  std::map<std::uint64_t, std::shared_ptr<reply_state>> lost;
+  {
+    std::lock_guard rk(recv_mu_);
+    drain_locked();  // replies written before it died are good
+    end.cause = exit_cause(status);
+    std::lock_guard lk(mu_);
+    if (ep_valid_) loop_.unwatch(ep_.wake_fd());
+    ep_valid_ = false;
+    ep_ = ipc::endpoint();
+    chan_.reset();
+    lost.swap(inflight_);
+    end.requested = stopping_;
+    end.uptime = std::chrono::steady_clock::now() - started_mono_;
+    const bool success_code =
+        WIFEXITED(status) && !spec_.body && !spec_.protocol &&
+        std::find(spec_.success_codes.begin(), spec_.success_codes.end(), WEXITSTATUS(status)) != spec_.success_codes.end();
+    end.clean = end.requested || (success_code && kill_reason_.empty());
+    pid_ = 0;
+    last_exit_status_ = status;
+    if (!end.clean) last_error_ = end.cause;
+    // Until the owner decides, the unit is failed (or stopped); sends made now are refused or,
+    // once the owner calls set_restarting(), queued.
+    state_ = end.clean ? process_state::stopped : process_state::failed;
+    // An owner that restarts keeps the queue open without a gap (it may still decide otherwise).
+    if (!end.requested && on_end && strategy_ == strategy::restart) state_ = process_state::starting;
+    stopping_ = false;
+  }
+  for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
+  if (emit)
+    emit({end.clean ? event_kind::exited : event_kind::crashed, spec_.id, dead, std::chrono::system_clock::now(),
+          end.cause, restarts_, {}});
+  if (!start_waiters_.empty()) notify_started(end.cause);
+  auto done = std::move(stop_done_);
+  stop_done_.clear();
+  if (end.requested) {
+    set_final(process_state::stopped, "process " + spec_.id + " was stopped");
+    for (auto& f : done) f();
+    return;
+  }
+  if (on_end) {
+    on_end(*this, end);
+  } else {
+    set_final(end.clean ? process_state::stopped : process_state::failed, "process " + spec_.id + " " + end.cause);
+  }
+}
+
+void unit::set_restarting() {
+  std::lock_guard lk(mu_);
+  state_ = process_state::starting;
+}
+
+void unit::set_final(process_state s, const std::string& why) {
+  std::lock_guard lk(mu_);
+  if (pid_ != 0) return;  // a new instance runs already
+  state_ = s;
+  fail_all_locked(pending_, why);
+}
+
+void unit::request_stop(std::function<void()> done) {
+  pid_t pid;
+  {
+    std::lock_guard lk(mu_);
+    pid = pid_;
+    if (pid == 0) {
+      state_ = process_state::stopped;
+      fail_all_locked(pending_, "process " + spec_.id + " was stopped");
+    } else {
+      stopping_ = true;
+      state_ = process_state::stopping;
+      fail_all_locked(pending_, "process " + spec_.id + " is stopping");
+    }
+  }
+  if (pid == 0) {
+    if (done) done();
+    return;
+  }
+  if (done) stop_done_.push_back(std::move(done));
+  if (stop_timer_) return;  // a stop is already under way
+  bool asked = false;
+  if (ep_valid_) {
+    std::lock_guard lk(mu_);
+    asked = ep_.try_send(ipc::frame_kind::shutdown, 0, {}) == shm::ring_status::ok;
+  }
+  // Worker: shutdown frame, then SIGTERM, then SIGKILL. Program: stop_signal, then SIGKILL.
+  int first = asked ? 0 : spec_.stop_signal;
+  if (first) signal(first);
+  auto weak = weak_from_this();
+  stop_timer_ = loop_.add_timer(spec_.shutdown_timeout, [weak, asked] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->stop_timer_ = 0;
+    if (asked) {
+      self->signal(SIGTERM);
+      self->stop_timer_ = self->loop_.add_timer(self->spec_.shutdown_timeout, [weak] {
+        if (auto s = weak.lock()) {
+          s->stop_timer_ = 0;
+          s->signal(SIGKILL);
+        }
+      });
+    } else {
+      self->signal(SIGKILL);
+    }
+  });
+}
+
+}  // namespace procsup::detail
