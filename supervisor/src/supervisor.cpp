@@ -79,6 +79,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     std::shared_ptr<supervisor_core> sub;
     strategy strat = strategy::restart;
     bool restart_on_exit = false;
+    std::optional<backoff_policy> backoff;
     int consecutive = 0;
     event_loop::timer_id restart_timer = 0;
     steady::time_point started{};
@@ -137,7 +138,8 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     return children.size();
   }
 
-  void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit) {
+  void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit,
+             std::optional<backoff_policy> backoff = std::nullopt) {
     u->set_strategy(s);
     std::weak_ptr<supervisor_core> weak = weak_from_this();
     u->emit = [weak](const lifecycle_event& e) {
@@ -154,6 +156,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     c.u = u;
     c.strat = s;
     c.restart_on_exit = restart_on_exit;
+    c.backoff = backoff;
     c.started = steady::now();
     children.push_back(std::move(c));
   }
@@ -187,7 +190,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       // Out of processes or memory for now: retry with backoff; not the child's fault, so it
       // does not count toward restart intensity.
       ++c->consecutive;
-      auto delay = std::max(opt.backoff.delay(c->consecutive), std::chrono::milliseconds(10));
+      auto delay = std::max(c->backoff.value_or(opt.backoff).delay(c->consecutive), std::chrono::milliseconds(10));
       schedule_launch(*c, delay);
       return;
     }
@@ -223,8 +226,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
                         std::to_string(opt.period.count()) + " ms (last: " + id + " " + cause + ")");
       return;
     }
-    c.consecutive = uptime >= opt.backoff.reset_after ? 1 : c.consecutive + 1;
-    const auto delay = opt.backoff.delay(c.consecutive);
+    const backoff_policy& bo = c.backoff ? *c.backoff : opt.backoff;
+    c.consecutive = uptime >= bo.reset_after ? 1 : c.consecutive + 1;
+    const auto delay = bo.delay(c.consecutive);
     const std::size_t at = index_of(c);
     std::vector<std::size_t> group;
     switch (opt.policy) {
@@ -445,7 +449,7 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   std::promise<std::string> started;
   auto f = started.get_future();
   core_->loop.call([&] {
-    core->adopt(u, s, o.restart_on_exit);
+    core->adopt(u, s, o.restart_on_exit, o.backoff);
     if (wait) u->when_started([&started](const std::string& err) { started.set_value(err); });
     u->launch();
   });
@@ -548,8 +552,12 @@ bool supervisor::stop_child(const std::string& id) {
     auto* c = core->find(id);
     if (c == nullptr) return false;
     if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
-    if (c->u) c->u->request_stop([&done] { done.set_value(); });
-    else c->sub->stop_all([&done] { done.set_value(); });
+    const bool on_loop = core->loop.in_loop_thread();
+    auto finished = [&done, on_loop] {
+      if (!on_loop) done.set_value();
+    };
+    if (c->u) c->u->request_stop(finished);
+    else c->sub->stop_all(finished);
     return true;
   });
   if (found && !core->loop.in_loop_thread()) f.get();
@@ -557,8 +565,33 @@ bool supervisor::stop_child(const std::string& id) {
 }
 
 bool supervisor::restart_child(const std::string& id) {
-  if (!stop_child(id)) return false;
-  return start_child(id);
+  auto core = core_;
+  std::promise<void> done;
+  auto f = done.get_future();
+  const bool on_loop = core->loop.in_loop_thread();
+  bool found = core->loop.call([&] {
+    auto* c = core->find(id);
+    if (c == nullptr) return false;
+    if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
+    auto relaunch = [core, id, on_loop, &done] {
+      if (auto* x = core->find(id); x != nullptr && !core->stopped) {
+        x->consecutive = 0;
+        x->started = std::chrono::steady_clock::now();
+        if (x->u) {
+          x->u->count_restart();
+          x->u->launch();
+        } else {
+          x->sub->restart_all();
+        }
+      }
+      if (!on_loop) done.set_value();
+    };
+    if (c->u) c->u->request_stop(relaunch);
+    else c->sub->stop_all(relaunch);
+    return true;
+  });
+  if (found && !on_loop) f.get();
+  return found;
 }
 
 bool supervisor::signal_child(const std::string& id, int sig) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ struct program_options {
   std::chrono::milliseconds stop_timeout{10'000};  // then SIGKILL to the whole process group
   std::vector<int> success_codes{0};   // exits that count as clean
   bool restart_on_exit = false;        // restart after a clean exit too
+  std::optional<backoff_policy> backoff;  // this program's restart backoff (default: the supervisor's)
   // The program links the worker runtime and speaks the channel (ready = "protocol").
   bool protocol = false;
   std::chrono::milliseconds ready_timeout{30'000};
@@ -98,7 +100,9 @@ class supervisor {
   // Stops every child in reverse start order, then itself. Idempotent.
   void stop();
 
-  // Control by child id (the procsup program's ctl). false if there is no such child.
+  // Control by child id (the procsup program's ctl). false if there is no such child. On the
+  // loop thread they only start the work (a stop or restart completes later); from any other
+  // thread they wait for it.
   bool start_child(const std::string& id);
   bool stop_child(const std::string& id);
   bool restart_child(const std::string& id);
