@@ -1,0 +1,109 @@
+// The procsup program's TOML config (issues 4 and 5) parsed into plain structs. Every error
+// names file:line:col and the key; all errors of a file are collected, not just the first.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "procsup/supervisor/launcher.hpp"
+
+namespace procsup::daemon {
+
+enum class group_policy { one_for_one, one_for_all, rest_for_one };
+enum class restart_strategy { restart, stop, escalate };
+enum class readiness { none, exit, protocol };  // when an instance counts as up
+
+// Where a child's stdout / stderr go: procsup's log (default), procsup's own fd, or a file.
+struct output_target {
+  enum class kind { log, inherit, file };
+  kind where = kind::log;
+  std::string path;  // kind::file: absolute (relative paths are taken from the config's directory)
+  bool operator==(const output_target&) const = default;
+};
+
+struct backoff_config {
+  std::chrono::milliseconds initial{0};
+  std::chrono::milliseconds max{30'000};
+  bool operator==(const backoff_config&) const = default;
+};
+
+struct supervisor_config {
+  group_policy policy = group_policy::one_for_one;
+  int intensity = 5;                           // at most this many restarts ...
+  std::chrono::milliseconds period{60'000};    // ... within this window, else give up
+  std::string socket = "/run/procsup.sock";    // control socket
+};
+
+struct program_config {
+  std::string name;
+  std::vector<std::string> command;  // argv; command[0] is resolved at run time (resolve_executable)
+  restart_strategy strategy = restart_strategy::restart;
+  bool restart_on_exit = false;      // also restart after a clean exit (code in success_codes)
+  std::vector<int> success_codes{0};
+  int instances = 1;
+  std::vector<std::pair<std::string, std::string>> env;  // added to procsup's environment, file order
+  std::string cwd;
+  std::optional<std::string> user;  // resolved at check time:
+  std::optional<uid_t> uid;         //   getpwnam's uid / gid
+  std::optional<gid_t> gid;
+  std::vector<gid_t> groups;        //   and the user's supplementary groups (getgrouplist)
+  int stop_signal = 15;             // SIGTERM
+  std::chrono::milliseconds stop_timeout{10'000};  // then SIGKILL to the whole process group
+  backoff_config backoff;
+  std::vector<rlimit_setting> limits;  // soft == hard; keys nofile, nproc, as, data, stack, core, fsize, cpu
+  output_target stdout_target;
+  output_target stderr_target;
+  std::uint64_t log_max_size = 10ULL << 20;  // rotate a file target at this size
+  int log_keep = 5;                          // rotated files kept
+  readiness ready = readiness::none;
+  std::chrono::milliseconds ready_timeout{10'000};
+  std::chrono::milliseconds hang_timeout{0};  // 0 = no hang detection
+  int line = 0;                               // where the [[program]] table starts (for messages)
+};
+
+struct config {
+  std::string path;  // the file it came from ("" for text parsed without a file)
+  supervisor_config supervisor;
+  std::vector<program_config> programs;
+};
+
+struct config_error {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string key;  // dotted path, e.g. "program[1].stop_timeout"; "" for syntax errors
+  std::string message;
+  std::string to_string() const;  // "file:line:col: key: message"
+};
+
+using config_result = std::variant<config, std::vector<config_error>>;
+
+// Parses TOML text; `file` names it in messages and anchors relative output paths.
+config_result parse_config(std::string_view text, const std::string& file);
+// Reads and parses a file; an unreadable file is one error naming it.
+config_result load_config(const std::string& file);
+
+// Problems that are not errors, for `procsup check`: e.g. a command[0] that does not resolve
+// now (at run time it is reported and handled by the program's strategy). "file:line: key: msg".
+std::vector<std::string> config_warnings(const config& cfg);
+
+// Units, exposed for tests and the CLI. Durations: "<int>ms|s|m|h". Sizes: "<int>" or
+// "<int>B|KiB|MiB|GiB". Signals: "TERM", "SIGTERM" or a number. nullopt when malformed.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+std::optional<std::uint64_t> parse_size(std::string_view text);
+std::optional<int> parse_signal(std::string_view text);
+std::string signal_name(int sig);  // "SIGTERM"; "SIG42" when unnamed
+
+std::string_view to_string(group_policy p);
+std::string_view to_string(restart_strategy s);
+std::string_view to_string(readiness r);
+
+}  // namespace procsup::daemon

@@ -1,0 +1,102 @@
+// The control socket: a Unix stream socket, owner-only (0600), one JSON request per line ->
+// one JSON reply per line. The server is driven by the daemon's epoll loop (no thread of its
+// own); the client is what `procsup ctl` uses.
+//
+// Requests: {"cmd":"status"}, {"cmd":"start","name":"api"}, {"cmd":"stop",...},
+// {"cmd":"restart",...}, {"cmd":"signal","name":"api","signal":"HUP"}, {"cmd":"shutdown"}, later
+// "logs", "reload", "send". Replies: {"ok":true,...} or {"ok":false,"error":"..."}.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace procsup::daemon {
+
+struct control_error {
+  int error = 0;        // errno
+  std::string message;  // names the socket path
+};
+
+// How the server tells the event loop which fds to watch. All optional.
+struct control_fd_hooks {
+  std::function<void(int fd)> added;                  // watch fd for readability (EPOLLIN)
+  std::function<void(int fd, bool writable)> output;  // also (true) / no longer (false) EPOLLOUT
+  std::function<void(int fd)> removed;                // called just before fd is closed
+};
+
+class control_server {
+ public:
+  using handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+
+  // Creates, binds (umask 0177: mode 0600 from the start) and listens on `path`. A stale socket
+  // (nobody accepting) is replaced; a live one (another procsup) or a non-socket file at `path`
+  // is an error. The socket file is removed again by the destructor.
+  static std::variant<std::unique_ptr<control_server>, control_error> open(const std::string& path, handler h,
+                                                                           control_fd_hooks hooks = {});
+  ~control_server();
+  control_server(const control_server&) = delete;
+  control_server& operator=(const control_server&) = delete;
+
+  int listen_fd() const noexcept { return listen_fd_; }
+  std::vector<int> connection_fds() const;
+  bool owns(int fd) const noexcept { return fd == listen_fd_ || connections_.count(fd) != 0; }
+  const std::string& path() const noexcept { return path_; }
+
+  // The loop calls this when fd (the listening fd or a connection) is readable or hung up:
+  // accepts new peers (checking SO_PEERCRED: root or the socket owner's uid only), or reads,
+  // answers every complete line through the handler and closes on EOF or error. Never throws;
+  // a handler that throws becomes {"ok":false,"error":what}.
+  void on_readable(int fd);
+  // The loop calls this when a connection with pending output (see hooks.output) is writable.
+  void on_writable(int fd);
+
+  static constexpr std::size_t max_line = 1 << 20;        // longer requests: error + close
+  static constexpr std::size_t max_connections = 64;      // more peers: error + close
+  static constexpr std::size_t max_pending_output = 64 << 20;  // a peer that never reads: close
+
+ private:
+  struct connection {
+    std::string in;           // bytes received, not yet a complete line
+    std::string out;          // replies not yet written
+    bool eof = false;         // peer closed its side (or we refused it): close once out is sent
+    bool want_write = false;  // hooks.output(fd, true) was called
+  };
+  control_server(std::string path, handler h, control_fd_hooks hooks);
+  void accept_all();
+  void serve(int fd, connection& c);
+  void flush(int fd, connection& c);
+  void close_connection(int fd);
+
+  std::string path_;
+  handler handler_;
+  control_fd_hooks hooks_;
+  int listen_fd_ = -1;
+  uid_t owner_uid_ = 0;
+  dev_t dev_ = 0;  // identity of the socket file we created, so we never unlink someone else's
+  ino_t ino_ = 0;
+  std::map<int, connection> connections_;
+};
+
+// Client: connect to `path`, send `request` as one line, return the parsed reply line.
+// Errors name the path, e.g. "cannot connect to /run/procsup.sock: No such file or directory
+// — is procsup running?".
+std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
+                                                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// The human `ctl status` table (like supervisorctl's) from the status reply's array of
+// {name, instance, pid, state, restarts, uptime_s, last_exit}. Columns: NAME STATE PID UPTIME
+// RESTARTS LAST EXIT; NAME is "name:instance" when a name has several instances.
+std::string format_status_table(const nlohmann::json& instances);
+// "0:00:05", "3:02:01", "2d 04:00:00"
+std::string format_uptime(double seconds);
+
+}  // namespace procsup::daemon

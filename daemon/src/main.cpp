@@ -1,0 +1,147 @@
+// The procsup program's command line (CLI11, argv only; the config is TOML through toml++):
+//   procsup [--log-format text|json] [--log-level LEVEL] run [CONFIG]
+//   procsup check CONFIG
+//   procsup ctl [--socket PATH | --config CONFIG] [--json] status [--json] | start NAME | stop NAME
+//               | restart NAME | signal NAME SIG | shutdown
+// Exit codes: procsup/daemon/exit_codes.hpp.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "procsup/daemon/config.hpp"
+#include "procsup/daemon/control.hpp"
+#include "procsup/daemon/exit_codes.hpp"
+#include "procsup/daemon/logging.hpp"
+
+namespace pd = procsup::daemon;
+
+namespace {
+
+constexpr const char* default_socket = "/run/procsup.sock";
+
+int run_check(const std::string& file) {
+  const auto result = pd::load_config(file);
+  if (const auto* errors = std::get_if<std::vector<pd::config_error>>(&result)) {
+    for (const auto& e : *errors) std::cerr << e.to_string() << "\n";
+    std::cerr << file << ": " << errors->size() << (errors->size() == 1 ? " error" : " errors") << "\n";
+    return pd::exit_codes::usage;
+  }
+  const auto& cfg = std::get<pd::config>(result);
+  for (const auto& w : pd::config_warnings(cfg)) std::cerr << "warning: " << w << "\n";
+  int instances = 0;
+  for (const auto& p : cfg.programs) instances += p.instances;
+  std::cout << file << ": ok (" << cfg.programs.size() << " programs, " << instances << " instances)\n";
+  return pd::exit_codes::clean;
+}
+
+struct ctl_options {
+  std::string socket;
+  std::string config;
+  bool json = false;
+  std::string name;
+  std::string signal;
+};
+
+std::string socket_path(const ctl_options& o) {
+  if (!o.socket.empty()) return o.socket;
+  if (!o.config.empty()) {
+    const auto result = pd::load_config(o.config);
+    if (const auto* cfg = std::get_if<pd::config>(&result)) return cfg->supervisor.socket;
+  }
+  return default_socket;
+}
+
+int run_ctl(const std::string& cmd, const ctl_options& o) {
+  nlohmann::json request = {{"cmd", cmd}};
+  if (!o.name.empty()) request["name"] = o.name;
+  if (cmd == "signal") {
+    const auto sig = pd::parse_signal(o.signal);
+    if (!sig) {
+      std::cerr << "procsup ctl signal: unknown signal \"" << o.signal << "\"\n";
+      return pd::exit_codes::usage;
+    }
+    request["signal"] = pd::signal_name(*sig).substr(3);  // "HUP"
+  }
+  const std::string path = socket_path(o);
+  const auto result = pd::control_request(path, request);
+  if (const auto* err = std::get_if<pd::control_error>(&result)) {
+    std::cerr << "procsup ctl: " << err->message << "\n";
+    return pd::exit_codes::internal_error;
+  }
+  const auto& reply = std::get<nlohmann::json>(result);
+  const bool ok = reply.is_object() && reply.value("ok", false);
+  if (o.json) {
+    if (cmd == "status" && ok && reply.contains("instances") && reply["instances"].is_array()) {
+      for (const auto& i : reply["instances"]) std::cout << i.dump() << "\n";  // one object per instance
+    } else {
+      std::cout << reply.dump() << "\n";
+    }
+  } else if (!ok) {
+    std::cerr << "procsup ctl " << cmd << ": "
+              << (reply.is_object() && reply.contains("error") ? reply["error"].dump() : reply.dump()) << "\n";
+  } else if (cmd == "status") {
+    std::cout << pd::format_status_table(reply.value("instances", nlohmann::json::array()));
+  } else if (reply.contains("message") && reply["message"].is_string()) {
+    std::cout << reply["message"].get<std::string>() << "\n";
+  }
+  return ok ? pd::exit_codes::clean : pd::exit_codes::internal_error;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"procsup: Erlang-style supervision of OS processes"};
+  app.require_subcommand(1);
+  std::string log_format = "text";
+  std::string log_level = "info";
+  app.add_option("--log-format", log_format, "text (default) or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+
+  std::string run_config;
+  auto* run = app.add_subcommand("run", "supervise the programs of CONFIG (default: the built-in demo)");
+  run->add_option("CONFIG", run_config, "TOML config file");
+
+  std::string check_config;
+  auto* check = app.add_subcommand("check", "validate CONFIG and exit (0 ok, 2 invalid)");
+  check->add_option("CONFIG", check_config, "TOML config file")->required();
+
+  ctl_options ctl_opts;
+  auto* ctl = app.add_subcommand("ctl", "talk to a running procsup over its control socket");
+  ctl->require_subcommand(1);
+  ctl->add_option("--socket", ctl_opts.socket, std::string("control socket (default: the config's, else ") + default_socket + ")");
+  ctl->add_option("--config", ctl_opts.config, "read the socket path from this config");
+  ctl->add_flag("--json", ctl_opts.json, "print the raw JSON reply");
+  auto* status = ctl->add_subcommand("status", "list every instance");
+  status->add_flag("--json", ctl_opts.json, "one JSON object per instance");
+  for (const char* cmd : {"start", "stop", "restart"})
+    ctl->add_subcommand(cmd, std::string(cmd) + " a program")->add_option("NAME", ctl_opts.name, "program name")->required();
+  auto* signal = ctl->add_subcommand("signal", "send a signal to a program's process groups");
+  signal->add_option("NAME", ctl_opts.name, "program name")->required();
+  signal->add_option("SIG", ctl_opts.signal, "signal, e.g. HUP")->required();
+  ctl->add_subcommand("shutdown", "stop every program and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? pd::exit_codes::clean : pd::exit_codes::usage;
+  }
+
+  pd::install_logger(*pd::parse_log_format(log_format), spdlog::level::from_str(log_level));
+
+  if (check->parsed()) return run_check(check_config);
+  if (ctl->parsed()) {
+    for (auto* sub : ctl->get_subcommands()) return run_ctl(sub->get_name(), ctl_opts);
+    return pd::exit_codes::usage;
+  }
+  if (run->parsed()) {
+    // Wired onto the supervisor core once it lands (issue 4).
+    std::cerr << "procsup run: not wired yet\n";
+    return pd::exit_codes::internal_error;
+  }
+  return pd::exit_codes::usage;
+}

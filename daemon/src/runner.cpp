@@ -1,0 +1,459 @@
+// `procsup run`: the supervisor tree of a config on one event loop in the main thread.
+#include "procsup/daemon/runner.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "procsup/daemon/control.hpp"
+#include "procsup/daemon/exit_codes.hpp"
+#include "procsup/daemon/logging.hpp"
+#include "procsup/daemon/notify.hpp"
+#include "procsup/supervisor/supervisor.hpp"
+
+namespace procsup::daemon {
+
+namespace {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+restart_policy to_policy(group_policy p) {
+  switch (p) {
+    case group_policy::one_for_all: return restart_policy::one_for_all;
+    case group_policy::rest_for_one: return restart_policy::rest_for_one;
+    default: return restart_policy::one_for_one;
+  }
+}
+
+strategy to_strategy(restart_strategy s) {
+  switch (s) {
+    case restart_strategy::stop: return strategy::stop;
+    case restart_strategy::escalate: return strategy::escalate;
+    default: return strategy::restart;
+  }
+}
+
+// Every pid that is our child now (any thread's), from /proc.
+std::vector<pid_t> our_children() {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc/self/task");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/children");
+    pid_t p;
+    while (f >> p) out.push_back(p);
+  }
+  ::closedir(d);
+  return out;
+}
+
+class daemon_runner {
+ public:
+  daemon_runner(const config& cfg, const run_options& opt) : cfg_(cfg), opt_(opt) {}
+
+  int run(const sigset_t& signals) {
+    if (::getpid() != 1) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    notify_ = notifier::from_env();
+    loop_.watch_signals(
+        signals, [this](const signalfd_siginfo& si) { on_signal(si); },
+        [](pid_t pid, int status) {
+          log_event(spdlog::level::debug, "reaped orphan", {{"pid", pid}, {"exit", describe_wait_status(status)}});
+        });
+
+    if (!open_control()) return exit_codes::usage;
+
+    supervisor_options so;
+    so.name = "procsup";
+    so.policy = to_policy(cfg_.supervisor.policy);
+    so.intensity = cfg_.supervisor.intensity;
+    so.period = cfg_.supervisor.period;
+    so.loop = &loop_;
+    so.log = false;
+    so.emit = [this](const lifecycle_event& e) { on_event(e); };
+    so.on_escalate = [this](const std::string& cause) {
+      log_event(spdlog::level::critical, "giving up", {{"cause", cause}});
+      notify_.status("gave up: " + cause);
+      begin_shutdown(exit_codes::gave_up);
+    };
+    sup_ = std::make_unique<supervisor>(so);
+
+    log_event(spdlog::level::info, "procsup starting",
+              {{"pid", ::getpid()}, {"config", cfg_.path.empty() ? "(built-in demo)" : cfg_.path},
+               {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
+    for (const auto& p : cfg_.programs)
+      for (int i = 0; i < p.instances; ++i) start_instance(p, i);
+
+    if (auto every = notify_.watchdog_interval()) schedule_watchdog(*every);
+    if (opt_.exit_after)
+      loop_.add_timer(*opt_.exit_after, [this] {
+        log_event(spdlog::level::info, "exit-after reached: shutting down");
+        begin_shutdown(exit_codes::clean);
+      });
+    check_ready();
+    loop_.run();
+    finish();
+    log_event(spdlog::level::info, "procsup stopped", {{"exit_code", exit_code_}});
+    return exit_code_;
+  }
+
+ private:
+  struct instance {
+    const program_config* cfg;
+    int index;
+    std::string id;
+    std::shared_ptr<detail::unit> unit;
+  };
+  struct output_pipe {
+    std::string id;
+    const char* stream;
+    std::string partial;
+  };
+
+  bool open_control() {
+    control_fd_hooks hooks;
+    hooks.added = [this](int fd) {
+      loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t ev) {
+        if (ev & EPOLLOUT) ctl_->on_writable(fd);
+        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) ctl_->on_readable(fd);
+      });
+    };
+    hooks.output = [this](int fd, bool writable) { loop_.modify(fd, EPOLLIN | (writable ? EPOLLOUT : 0u)); };
+    hooks.removed = [this](int fd) { loop_.unwatch(fd); };
+    auto r = control_server::open(cfg_.supervisor.socket, [this](const json& req) { return handle(req); }, hooks);
+    if (auto* err = std::get_if<control_error>(&r)) {
+      log_event(spdlog::level::err, "cannot open the control socket", {{"error", err->message}});
+      return false;
+    }
+    ctl_ = std::move(std::get<std::unique_ptr<control_server>>(r));
+    return true;
+  }
+
+  void start_instance(const program_config& p, int index) {
+    instance inst;
+    inst.cfg = &p;
+    inst.index = index;
+    inst.id = p.instances > 1 ? p.name + ":" + std::to_string(index) : p.name;
+
+    program_options o;
+    o.name = inst.id;
+    o.exec.path = p.command.at(0);
+    o.exec.argv = p.command;
+    o.exec.env = environment_for(p);
+    o.exec.setup.new_session = true;
+    o.exec.setup.parent_death_signal = SIGKILL;
+    o.exec.setup.limits = p.limits;
+    o.exec.setup.cwd = p.cwd;
+    if (p.uid) {
+      if (::geteuid() == 0) {
+        o.exec.setup.uid = p.uid;
+        o.exec.setup.gid = p.gid;
+        o.exec.setup.groups = p.groups;
+      } else {
+        log_event(spdlog::level::warn, "not root: running as the current user",
+                  {{"program", p.name}, {"user", p.user.value_or("")}});
+      }
+    }
+    o.stop_signal = p.stop_signal;
+    o.stop_timeout = p.stop_timeout;
+    o.success_codes = p.success_codes;
+    o.restart_on_exit = p.restart_on_exit;
+    o.backoff = backoff_policy{p.backoff.initial, std::max(p.backoff.initial, std::chrono::milliseconds(100)),
+                               p.backoff.max, std::chrono::milliseconds(10'000)};
+    o.protocol = p.ready == readiness::protocol;
+    o.ready_timeout = p.ready_timeout;
+    o.request_timeout = p.hang_timeout;
+    const std::string id = inst.id;
+    o.prepare_launch = [this, &p, id](child_setup& s) { return prepare_stdio(p, id, s); };
+    inst.unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
+    instances_.push_back(std::move(inst));
+  }
+
+  std::vector<std::string> environment_for(const program_config& p) {
+    auto env = strip_notify_environment(current_environment());
+    for (const auto& [k, v] : p.env) {
+      const std::string prefix = k + "=";
+      auto it = std::find_if(env.begin(), env.end(), [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+      if (it != env.end()) *it = prefix + v;
+      else env.push_back(prefix + v);
+    }
+    return env;
+  }
+
+  // Per launch: stdin from /dev/null, stdout/stderr to a pipe read by the loop (logged with the
+  // program's name), to procsup's own fds, or to a file.
+  std::vector<int> prepare_stdio(const program_config& p, const std::string& id, child_setup& s) {
+    std::vector<int> close_after;
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull >= 0) {
+      s.fds.emplace_back(devnull, 0);
+      close_after.push_back(devnull);
+    }
+    const std::pair<const output_target*, int> streams[] = {{&p.stdout_target, 1}, {&p.stderr_target, 2}};
+    for (auto [target, fd] : streams) {
+      switch (target->where) {
+        case output_target::kind::inherit:
+          break;
+        case output_target::kind::file: {
+          int f = ::open(target->path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+          if (f < 0) {
+            log_event(spdlog::level::err, "cannot open the output file",
+                      {{"program", id}, {"path", target->path}, {"error", std::strerror(errno)}});
+            break;
+          }
+          s.fds.emplace_back(f, fd);
+          close_after.push_back(f);
+          break;
+        }
+        case output_target::kind::log: {
+          int pfd[2];
+          if (::pipe2(pfd, O_CLOEXEC) != 0) {
+            log_event(spdlog::level::err, "cannot create an output pipe", {{"program", id}, {"error", std::strerror(errno)}});
+            break;
+          }
+          ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+          s.fds.emplace_back(pfd[1], fd);
+          close_after.push_back(pfd[1]);
+          watch_output(pfd[0], id, fd == 1 ? "stdout" : "stderr");
+          break;
+        }
+      }
+    }
+    return close_after;
+  }
+
+  void watch_output(int fd, const std::string& id, const char* stream) {
+    pipes_[fd] = output_pipe{id, stream, {}};
+    loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t) { read_output(fd); });
+  }
+
+  // At most 64 KiB per wake-up: a child that floods its output cannot starve the loop (epoll is
+  // level-triggered and comes back). Lines are logged with the program's name.
+  void read_output(int fd) {
+    auto it = pipes_.find(fd);
+    if (it == pipes_.end()) return;
+    auto& p = it->second;
+    char buf[65536];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      p.partial.append(buf, static_cast<std::size_t>(n));
+      std::size_t start = 0;
+      for (std::size_t nl; (nl = p.partial.find('\n', start)) != std::string::npos; start = nl + 1)
+        log_line(p, std::string_view(p.partial).substr(start, nl - start));
+      p.partial.erase(0, start);
+      if (p.partial.size() > 4096) {  // a line without end: log it in pieces
+        log_line(p, p.partial);
+        p.partial.clear();
+      }
+      return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (!p.partial.empty()) log_line(p, p.partial);
+    loop_.unwatch(fd);
+    ::close(fd);
+    pipes_.erase(it);
+  }
+
+  void log_line(const output_pipe& p, std::string_view line) {
+    log_event(spdlog::level::info, line, {{"program", p.id}, {"stream", p.stream}});
+  }
+
+  void on_event(const lifecycle_event& e) {
+    json f = {{"program", e.process_id}, {"event", to_string(e.kind)}};
+    if (e.pid) f["pid"] = e.pid;
+    if (!e.cause.empty()) f["cause"] = e.cause;
+    if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
+    if (e.restarts) f["restarts"] = e.restarts;
+    auto level = spdlog::level::info;
+    if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
+    if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
+    log_event(level, to_string(e.kind), f);
+    check_ready();
+  }
+
+  void check_ready() {
+    if (instances_.empty() && !cfg_.programs.empty()) return;
+    int running = 0, starting = 0, failed = 0;
+    for (auto& i : instances_) {
+      switch (i.unit->state()) {
+        case process_state::running: ++running; break;
+        case process_state::starting: ++starting; break;
+        case process_state::failed: ++failed; break;
+        default: break;
+      }
+    }
+    if (!ready_sent_ && starting == 0) {
+      ready_sent_ = true;
+      notify_.send("READY=1");
+      log_event(spdlog::level::info, "ready", {{"running", running}, {"failed", failed}});
+    }
+    if (!shutting_down_)
+      notify_.status(std::to_string(running) + " running, " + std::to_string(starting) + " starting, " +
+                     std::to_string(failed) + " failed");
+  }
+
+  void schedule_watchdog(std::chrono::microseconds every) {
+    loop_.add_timer(every, [this, every] {
+      notify_.watchdog();  // the loop is turning: we are healthy
+      if (!shutting_down_) schedule_watchdog(every);
+    });
+  }
+
+  void on_signal(const signalfd_siginfo& si) {
+    const int sig = static_cast<int>(si.ssi_signo);
+    switch (sig) {
+      case SIGTERM:
+      case SIGINT:
+      case SIGQUIT:
+        log_event(spdlog::level::info, "signal received: stopping", {{"signal", signal_name(sig)}});
+        begin_shutdown(exit_codes::clean);
+        return;
+      case SIGHUP:
+        log_event(spdlog::level::warn, "SIGHUP: reload is not supported by this build; ignored");
+        return;
+      default:
+        // Forwarded to every program's process group (SIGUSR1, SIGUSR2).
+        log_event(spdlog::level::info, "forwarding signal", {{"signal", signal_name(sig)}});
+        for (auto& i : instances_) i.unit->signal(sig);
+        return;
+    }
+  }
+
+  void begin_shutdown(int code) {
+    if (shutting_down_) {
+      if (code == exit_codes::clean && exit_code_ == exit_codes::clean) {
+        // A second request: stop waiting for graceful exits.
+        log_event(spdlog::level::warn, "second stop request: killing every program");
+        for (auto& i : instances_) i.unit->signal(SIGKILL);
+      }
+      return;
+    }
+    shutting_down_ = true;
+    exit_code_ = code;
+    notify_.stopping();
+    notify_.status("stopping");
+    sup_->stop_async([this] { loop_.stop(); });
+  }
+
+  // After the loop: nothing we started may outlive us (grandchildren re-parented to us
+  // included).
+  void finish() {
+    ctl_.reset();
+    for (auto& [fd, p] : pipes_) {
+      if (!p.partial.empty()) log_line(p, p.partial);
+      ::close(fd);
+    }
+    pipes_.clear();
+    for (int round = 0; round < 100; ++round) {
+      auto kids = our_children();
+      if (kids.empty()) break;
+      for (pid_t k : kids) ::kill(k, SIGKILL);
+      int status;
+      while (::waitpid(-1, &status, 0) > 0) {
+      }
+    }
+  }
+
+  json handle(const json& req) {
+    const std::string cmd = req.value("cmd", "");
+    if (cmd == "status") return {{"ok", true}, {"instances", status()}};
+    if (cmd == "shutdown") {
+      loop_.post([this] { begin_shutdown(exit_codes::clean); });
+      return {{"ok", true}};
+    }
+    if (cmd == "start" || cmd == "stop" || cmd == "restart" || cmd == "signal") {
+      const std::string name = req.value("name", "");
+      auto ids = match(name);
+      if (ids.empty()) return {{"ok", false}, {"error", "no program or instance named \"" + name + "\""}};
+      int sig = 0;
+      if (cmd == "signal") {
+        auto s = parse_signal(req.value("signal", ""));
+        if (!s) return {{"ok", false}, {"error", "unknown signal \"" + req.value("signal", "") + "\""}};
+        sig = *s;
+      }
+      for (const auto& id : ids) {
+        if (cmd == "start") sup_->start_child(id);
+        else if (cmd == "stop") sup_->stop_child(id);
+        else if (cmd == "restart") sup_->restart_child(id);
+        else sup_->signal_child(id, sig);
+      }
+      return {{"ok", true}, {"instances", ids}};
+    }
+    return {{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+  }
+
+  std::vector<std::string> match(const std::string& name) {
+    std::vector<std::string> ids;
+    for (auto& i : instances_)
+      if (i.id == name || i.cfg->name == name) ids.push_back(i.id);
+    return ids;
+  }
+
+  json status() {
+    json arr = json::array();
+    const auto now = std::chrono::system_clock::now();
+    for (auto& i : instances_) {
+      auto info = i.unit->info();
+      json o = {{"name", i.cfg->name},
+                {"instance", i.index},
+                {"id", i.id},
+                {"pid", info.pid ? json(info.pid) : json()},
+                {"state", to_string(info.state)},
+                {"restarts", info.restart_count}};
+      if (info.pid && info.state == process_state::running)
+        o["uptime_s"] = std::chrono::duration<double>(now - info.started_at).count();
+      else
+        o["uptime_s"] = nullptr;
+      const int st = info.last_exit_status;
+      if (st < 0) o["last_exit"] = nullptr;
+      else if (WIFEXITED(st)) o["last_exit"] = {{"code", WEXITSTATUS(st)}};
+      else if (WIFSIGNALED(st)) o["last_exit"] = {{"signal", procsup::signal_name(WTERMSIG(st))}};
+      if (!info.last_error.empty()) o["last_error"] = info.last_error;
+      arr.push_back(std::move(o));
+    }
+    return arr;
+  }
+
+  const config& cfg_;
+  run_options opt_;
+  event_loop loop_;
+  notifier notify_;
+  std::unique_ptr<control_server> ctl_;
+  std::unique_ptr<supervisor> sup_;
+  std::vector<instance> instances_;
+  std::map<int, output_pipe> pipes_;
+  int exit_code_ = exit_codes::clean;
+  bool shutting_down_ = false;
+  bool ready_sent_ = false;
+};
+
+}  // namespace
+
+int run(const config& cfg, const run_options& options) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) sigaddset(&set, s);
+  // Block before any thread exists; children get a clean mask from the launcher.
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  try {
+    daemon_runner r(cfg, options);
+    return r.run(set);
+  } catch (const std::exception& e) {
+    log_event(spdlog::level::critical, "internal error", {{"error", e.what()}});
+    return exit_codes::internal_error;
+  }
+}
+
+}  // namespace procsup::daemon
