@@ -10,7 +10,13 @@
 #include <iostream>
 #include <string>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "procsup/daemon/config.hpp"
+#include "procsup/daemon/demo.hpp"
+#include "procsup/daemon/runner.hpp"
 #include "procsup/daemon/control.hpp"
 #include "procsup/daemon/exit_codes.hpp"
 #include "procsup/daemon/logging.hpp"
@@ -34,6 +40,39 @@ int run_check(const std::string& file) {
   for (const auto& p : cfg.programs) instances += p.instances;
   std::cout << file << ": ok (" << cfg.programs.size() << " programs, " << instances << " instances)\n";
   return pd::exit_codes::clean;
+}
+
+int run_run(const std::string& file, std::string exit_after) {
+  pd::config_result result;
+  if (file.empty()) {
+    const std::string dir = pd::own_directory();
+    if (::access((dir + "/procsup-demo-decoder").c_str(), X_OK) != 0) {
+      std::cerr << "procsup run: the demo programs are not next to procsup in " << dir
+                << " (build the procsup target, or pass a CONFIG)\n";
+      return pd::exit_codes::usage;
+    }
+    result = pd::parse_config(pd::demo_config_text(dir, "/tmp/procsup-demo.sock"), "(built-in demo)");
+  } else {
+    result = pd::load_config(file);
+  }
+  if (const auto* errors = std::get_if<std::vector<pd::config_error>>(&result)) {
+    for (const auto& e : *errors) std::cerr << e.to_string() << "\n";
+    std::cerr << "procsup run: invalid config, nothing started\n";
+    return pd::exit_codes::usage;
+  }
+  pd::run_options opt;
+  if (exit_after.empty())
+    if (const char* env = std::getenv("PROCSUP_EXIT_AFTER")) exit_after = env;
+  if (!exit_after.empty()) {
+    opt.exit_after = pd::parse_duration(exit_after);
+    if (!opt.exit_after) {
+      std::cerr << "procsup run: --exit-after \"" << exit_after << "\" is not a duration (e.g. 30s)\n";
+      return pd::exit_codes::usage;
+    }
+  }
+  auto cfg = std::get<pd::config>(std::move(result));
+  if (file.empty()) cfg.path.clear();
+  return pd::run(cfg, opt);
 }
 
 struct ctl_options {
@@ -102,8 +141,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   std::string run_config;
+  std::string exit_after;
   auto* run = app.add_subcommand("run", "supervise the programs of CONFIG (default: the built-in demo)");
   run->add_option("CONFIG", run_config, "TOML config file");
+  run->add_option("--exit-after", exit_after,
+                  "stop by itself after this long, e.g. 30s (scripted runs; also $PROCSUP_EXIT_AFTER)");
 
   std::string check_config;
   auto* check = app.add_subcommand("check", "validate CONFIG and exit (0 ok, 2 invalid)");
@@ -138,10 +180,6 @@ int main(int argc, char** argv) {
     for (auto* sub : ctl->get_subcommands()) return run_ctl(sub->get_name(), ctl_opts);
     return pd::exit_codes::usage;
   }
-  if (run->parsed()) {
-    // Wired onto the supervisor core once it lands (issue 4).
-    std::cerr << "procsup run: not wired yet\n";
-    return pd::exit_codes::internal_error;
-  }
+  if (run->parsed()) return run_run(run_config, exit_after);
   return pd::exit_codes::usage;
 }

@@ -95,6 +95,7 @@ class daemon_runner {
                {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
     for (const auto& p : cfg_.programs)
       for (int i = 0; i < p.instances; ++i) start_instance(p, i);
+    launched_ = true;
 
     if (auto every = notify_.watchdog_interval()) schedule_watchdog(*every);
     if (opt_.exit_after)
@@ -138,6 +139,8 @@ class daemon_runner {
       return false;
     }
     ctl_ = std::move(std::get<std::unique_ptr<control_server>>(r));
+    const int lfd = ctl_->listen_fd();
+    loop_.watch(lfd, EPOLLIN, [this, lfd](std::uint32_t) { ctl_->on_readable(lfd); });
     return true;
   }
 
@@ -267,11 +270,12 @@ class daemon_runner {
   }
 
   void log_line(const output_pipe& p, std::string_view line) {
-    log_event(spdlog::level::info, line, {{"program", p.id}, {"stream", p.stream}});
+    // Prefixed with the program's name, so a plain-text log reads like `[api] listening on :80`.
+    log_event(spdlog::level::info, "[" + p.id + "] " + std::string(line), {{"program", p.id}, {"stream", p.stream}});
   }
 
   void on_event(const lifecycle_event& e) {
-    json f = {{"program", e.process_id}, {"event", to_string(e.kind)}};
+    json f = json::object();
     if (e.pid) f["pid"] = e.pid;
     if (!e.cause.empty()) f["cause"] = e.cause;
     if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
@@ -279,12 +283,12 @@ class daemon_runner {
     auto level = spdlog::level::info;
     if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
     if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
-    log_event(level, to_string(e.kind), f);
+    log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
     check_ready();
   }
 
   void check_ready() {
-    if (instances_.empty() && !cfg_.programs.empty()) return;
+    if (!launched_) return;
     int running = 0, starting = 0, failed = 0;
     for (auto& i : instances_) {
       switch (i.unit->state()) {
@@ -437,6 +441,7 @@ class daemon_runner {
   int exit_code_ = exit_codes::clean;
   bool shutting_down_ = false;
   bool ready_sent_ = false;
+  bool launched_ = false;  // every instance has been launched once (READY=1 waits for that)
 };
 
 }  // namespace

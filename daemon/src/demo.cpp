@@ -1,0 +1,49 @@
+// The built-in demo config.
+#include "procsup/daemon/demo.hpp"
+
+#include <unistd.h>
+
+#include <climits>
+
+namespace procsup::daemon {
+
+std::string own_directory() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<std::size_t>(n));
+  auto slash = p.rfind('/');
+  return slash == std::string::npos ? "." : p.substr(0, slash);
+}
+
+std::string demo_config_text(const std::string& bindir, const std::string& socket) {
+  return R"([supervisor]
+policy = "one_for_one"
+intensity = 50
+period = "60s"
+socket = ")" + socket + R"("
+
+# Crash-prone native code: segfaults on malformed packets; restarted within milliseconds.
+[[program]]
+name = "decoder"
+command = [")" + bindir + R"(/procsup-demo-decoder"]
+instances = 2
+strategy = "restart"
+backoff = { initial = "0s", max = "2s" }
+
+# A well-behaved program: never affected by the decoder's crashes.
+[[program]]
+name = "ticker"
+command = [")" + bindir + R"(/procsup-demo-ticker"]
+stop_timeout = "2s"
+
+# A plain command that exits cleanly after 5 s and is restarted because it asks for it.
+[[program]]
+name = "cron-like"
+command = ["/bin/sh", "-c", "echo job ran at $(date +%T); sleep 5"]
+restart_on_exit = true
+backoff = { initial = "0s", max = "1s" }
+)";
+}
+
+}  // namespace procsup::daemon
