@@ -20,6 +20,7 @@
 #include "procsup/daemon/exit_codes.hpp"
 #include "procsup/daemon/logging.hpp"
 #include "procsup/daemon/notify.hpp"
+#include "procsup/daemon/output.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
 namespace procsup::daemon {
@@ -117,11 +118,6 @@ class daemon_runner {
     std::string id;
     std::shared_ptr<detail::unit> unit;
   };
-  struct output_pipe {
-    std::string id;
-    const char* stream;
-    std::string partial;
-  };
 
   bool open_control() {
     control_fd_hooks hooks;
@@ -179,7 +175,7 @@ class daemon_runner {
     o.ready_timeout = p.ready_timeout;
     o.request_timeout = p.hang_timeout;
     const std::string id = inst.id;
-    o.prepare_launch = [this, &p, id](child_setup& s) { return prepare_stdio(p, id, s); };
+    o.prepare_launch = [this, &p, id](child_setup& s) { return output_.prepare(p, id, s); };
     inst.unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
     instances_.push_back(std::move(inst));
   }
@@ -193,85 +189,6 @@ class daemon_runner {
       else env.push_back(prefix + v);
     }
     return env;
-  }
-
-  // Per launch: stdin from /dev/null, stdout/stderr to a pipe read by the loop (logged with the
-  // program's name), to procsup's own fds, or to a file.
-  std::vector<int> prepare_stdio(const program_config& p, const std::string& id, child_setup& s) {
-    std::vector<int> close_after;
-    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull >= 0) {
-      s.fds.emplace_back(devnull, 0);
-      close_after.push_back(devnull);
-    }
-    const std::pair<const output_target*, int> streams[] = {{&p.stdout_target, 1}, {&p.stderr_target, 2}};
-    for (auto [target, fd] : streams) {
-      switch (target->where) {
-        case output_target::kind::inherit:
-          break;
-        case output_target::kind::file: {
-          int f = ::open(target->path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-          if (f < 0) {
-            log_event(spdlog::level::err, "cannot open the output file",
-                      {{"program", id}, {"path", target->path}, {"error", std::strerror(errno)}});
-            break;
-          }
-          s.fds.emplace_back(f, fd);
-          close_after.push_back(f);
-          break;
-        }
-        case output_target::kind::log: {
-          int pfd[2];
-          if (::pipe2(pfd, O_CLOEXEC) != 0) {
-            log_event(spdlog::level::err, "cannot create an output pipe", {{"program", id}, {"error", std::strerror(errno)}});
-            break;
-          }
-          ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-          s.fds.emplace_back(pfd[1], fd);
-          close_after.push_back(pfd[1]);
-          watch_output(pfd[0], id, fd == 1 ? "stdout" : "stderr");
-          break;
-        }
-      }
-    }
-    return close_after;
-  }
-
-  void watch_output(int fd, const std::string& id, const char* stream) {
-    pipes_[fd] = output_pipe{id, stream, {}};
-    loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t) { read_output(fd); });
-  }
-
-  // At most 64 KiB per wake-up: a child that floods its output cannot starve the loop (epoll is
-  // level-triggered and comes back). Lines are logged with the program's name.
-  void read_output(int fd) {
-    auto it = pipes_.find(fd);
-    if (it == pipes_.end()) return;
-    auto& p = it->second;
-    char buf[65536];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) {
-      p.partial.append(buf, static_cast<std::size_t>(n));
-      std::size_t start = 0;
-      for (std::size_t nl; (nl = p.partial.find('\n', start)) != std::string::npos; start = nl + 1)
-        log_line(p, std::string_view(p.partial).substr(start, nl - start));
-      p.partial.erase(0, start);
-      if (p.partial.size() > 4096) {  // a line without end: log it in pieces
-        log_line(p, p.partial);
-        p.partial.clear();
-      }
-      return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (!p.partial.empty()) log_line(p, p.partial);
-    loop_.unwatch(fd);
-    ::close(fd);
-    pipes_.erase(it);
-  }
-
-  void log_line(const output_pipe& p, std::string_view line) {
-    // Prefixed with the program's name, so a plain-text log reads like `[api] listening on :80`.
-    log_event(spdlog::level::info, "[" + p.id + "] " + std::string(line), {{"program", p.id}, {"stream", p.stream}});
   }
 
   void on_event(const lifecycle_event& e) {
@@ -355,11 +272,7 @@ class daemon_runner {
   // included).
   void finish() {
     ctl_.reset();
-    for (auto& [fd, p] : pipes_) {
-      if (!p.partial.empty()) log_line(p, p.partial);
-      ::close(fd);
-    }
-    pipes_.clear();
+    output_.flush_all();
     for (int round = 0; round < 100; ++round) {
       auto kids = our_children();
       if (kids.empty()) break;
@@ -437,7 +350,7 @@ class daemon_runner {
   std::unique_ptr<control_server> ctl_;
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
-  std::map<int, output_pipe> pipes_;
+  output_router output_{loop_};
   int exit_code_ = exit_codes::clean;
   bool shutting_down_ = false;
   bool ready_sent_ = false;
