@@ -1,0 +1,297 @@
+// The control socket over a real Unix socket: round trips with a fake handler driven by a small
+// epoll loop (as the daemon's loop will drive it), permissions, peer credentials, stale sockets,
+// the client's errors, and the human status table.
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "helpers/process_guard.hpp"
+#include "procsup/daemon/control.hpp"
+#include "procsup/supervisor/launcher.hpp"
+
+namespace {
+
+namespace pd = procsup::daemon;
+using nlohmann::json;
+
+// A temporary directory (0755, so another uid can reach a socket inside when the test allows it).
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    char tmpl[] = "/tmp/procsup-control-XXXXXX";
+    path = ::mkdtemp(tmpl);
+    ::chmod(path.c_str(), 0755);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+// The control server driven by an epoll loop on its own thread, the way the daemon drives it.
+// Every call into the server happens on that thread.
+class served_control {
+ public:
+  served_control(const std::string& path, pd::control_server::handler h) {
+    epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    stop_ = ::eventfd(0, EFD_CLOEXEC);
+    add(stop_, EPOLLIN);
+    pd::control_fd_hooks hooks;
+    hooks.added = [this](int fd) { add(fd, EPOLLIN); };
+    hooks.output = [this](int fd, bool writable) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | (writable ? EPOLLOUT : 0U);
+      ev.data.fd = fd;
+      ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
+    };
+    hooks.removed = [this](int fd) { ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr); };
+    auto r = pd::control_server::open(path, std::move(h), hooks);
+    if (auto* err = std::get_if<pd::control_error>(&r)) {
+      ADD_FAILURE() << err->message;
+      return;
+    }
+    server_ = std::move(std::get<std::unique_ptr<pd::control_server>>(r));
+    add(server_->listen_fd(), EPOLLIN);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~served_control() {
+    const std::uint64_t one = 1;
+    (void)!::write(stop_, &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+    server_.reset();
+    ::close(stop_);
+    ::close(epoll_);
+  }
+  bool ok() const { return server_ != nullptr; }
+
+ private:
+  void add(int fd, std::uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  void loop() {
+    epoll_event events[16];
+    for (;;) {
+      const int n = ::epoll_wait(epoll_, events, 16, -1);
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == stop_) return;
+        if ((events[i].events & EPOLLOUT) != 0) server_->on_writable(fd);
+        if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) server_->on_readable(fd);
+      }
+    }
+  }
+
+  int epoll_ = -1;
+  int stop_ = -1;
+  std::unique_ptr<pd::control_server> server_;
+  std::thread thread_;
+};
+
+json echo_handler(const json& request) {
+  if (request["cmd"] == "boom") throw std::runtime_error("handler failed: boom");
+  return {{"ok", true}, {"echo", request}};
+}
+
+class daemon_control : public procsup::testing::process_guard_test {};
+
+TEST_F(daemon_control, request_and_reply_round_trip_over_a_real_socket) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  {
+    served_control server(path, echo_handler);
+    ASSERT_TRUE(server.ok());
+    const json request = {{"cmd", "signal"}, {"name", "api"}, {"signal", "HUP"}};
+    const auto r = pd::control_request(path, request);
+    ASSERT_TRUE(std::holds_alternative<json>(r)) << std::get<pd::control_error>(r).message;
+    EXPECT_EQ(std::get<json>(r), (json{{"ok", true}, {"echo", request}}));
+
+    const auto failed = pd::control_request(path, {{"cmd", "boom"}});
+    ASSERT_TRUE(std::holds_alternative<json>(failed));
+    EXPECT_EQ(std::get<json>(failed), (json{{"ok", false}, {"error", "handler failed: boom"}}));
+  }
+  struct stat st {};
+  EXPECT_NE(::lstat(path.c_str(), &st), 0) << "the socket file outlived the server";
+}
+
+// Raw client: send `bytes`, half-close, read everything the server answers.
+std::string raw_exchange(const std::string& path, const std::string& bytes) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return std::string("connect: ") + std::strerror(errno);
+  }
+  (void)!::write(fd, bytes.data(), bytes.size());
+  ::shutdown(fd, SHUT_WR);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+TEST_F(daemon_control, pipelined_lines_each_get_a_reply_in_order_and_garbage_an_error) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  served_control server(path, echo_handler);
+  ASSERT_TRUE(server.ok());
+  const std::string out = raw_exchange(path, "{\"cmd\":\"status\"}\n\nnot json\n[1,2]\n{\"cmd\":\"stop\",\"name\":\"a\"}\n");
+  EXPECT_EQ(out,
+            "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}\n"
+            "{\"error\":\"bad request: not JSON\",\"ok\":false}\n"
+            "{\"error\":\"bad request: expected an object with a \\\"cmd\\\" string\",\"ok\":false}\n"
+            "{\"echo\":{\"cmd\":\"stop\",\"name\":\"a\"},\"ok\":true}\n");
+}
+
+TEST_F(daemon_control, a_big_reply_is_delivered_whole) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  const std::string big(4 << 20, 'x');  // larger than the socket buffer: needs EPOLLOUT
+  served_control server(path, [&](const json&) { return json{{"ok", true}, {"data", big}}; });
+  ASSERT_TRUE(server.ok());
+  const auto r = pd::control_request(path, {{"cmd", "logs"}});
+  ASSERT_TRUE(std::holds_alternative<json>(r));
+  EXPECT_EQ(std::get<json>(r)["data"].get<std::string>().size(), big.size());
+}
+
+TEST_F(daemon_control, the_socket_is_owner_only) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  served_control server(path, echo_handler);
+  ASSERT_TRUE(server.ok());
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+}
+
+// Runs `body` as uid/gid 65534 (nobody) in a forked child; returns its exit code.
+int as_nobody(const std::function<int()>& body) {
+  procsup::child_setup setup;
+  setup.uid = 65534;
+  setup.gid = 65534;
+  const auto r = procsup::launch_fork(setup, body);
+  if (!std::holds_alternative<pid_t>(r)) return -1;
+  int status = 0;
+  while (::waitpid(std::get<pid_t>(r), &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+TEST_F(daemon_control, another_uid_is_refused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  served_control server(path, echo_handler);
+  ASSERT_TRUE(server.ok());
+
+  // Layer 1: the 0600 socket file keeps other users from connecting at all.
+  EXPECT_EQ(as_nobody([&] {
+              const auto r = pd::control_request(path, {{"cmd", "status"}});
+              const auto* err = std::get_if<pd::control_error>(&r);
+              return err != nullptr && err->error == EACCES ? 0 : 1;
+            }),
+            0);
+
+  // Layer 2: even when the file permits it, SO_PEERCRED refuses them.
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  std::string reply_text;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  const int code = [&] {
+    procsup::child_setup setup;
+    setup.uid = 65534;
+    setup.gid = 65534;
+    setup.fds = {{pipe_fds[1], 3}};
+    const auto r = procsup::launch_fork(setup, [&] {
+      const auto reply = pd::control_request(path, {{"cmd", "shutdown"}});
+      const std::string text = std::holds_alternative<json>(reply) ? std::get<json>(reply).dump()
+                                                                    : std::get<pd::control_error>(reply).message;
+      return ::write(3, text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1;
+    });
+    ::close(pipe_fds[1]);
+    if (!std::holds_alternative<pid_t>(r)) return -1;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0) reply_text.append(buf, static_cast<std::size_t>(n));
+    ::close(pipe_fds[0]);
+    int status = 0;
+    ::waitpid(std::get<pid_t>(r), &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+  }();
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(reply_text, "{\"error\":\"permission denied: uid 65534\",\"ok\":false}");
+
+  // Root (the owner here) is still served.
+  EXPECT_TRUE(std::holds_alternative<json>(pd::control_request(path, {{"cmd", "status"}})));
+}
+
+TEST_F(daemon_control, a_missing_socket_gives_a_clear_error_naming_the_path) {
+  const auto r = pd::control_request("/tmp/procsup-no-such-dir/procsup.sock", {{"cmd", "status"}});
+  ASSERT_TRUE(std::holds_alternative<pd::control_error>(r));
+  EXPECT_EQ(std::get<pd::control_error>(r).message,
+            "cannot connect to /tmp/procsup-no-such-dir/procsup.sock: No such file or directory \u2014 is procsup "
+            "running?");
+}
+
+TEST_F(daemon_control, a_stale_socket_is_replaced_and_a_live_one_is_not) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  {  // leave a stale socket file behind: bound, then closed without unlink
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  served_control first(path, echo_handler);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(std::holds_alternative<json>(pd::control_request(path, {{"cmd", "status"}})));
+
+  const auto second = pd::control_server::open(path, echo_handler);
+  ASSERT_TRUE(std::holds_alternative<pd::control_error>(second));
+  EXPECT_EQ(std::get<pd::control_error>(second).error, EADDRINUSE);
+  EXPECT_NE(std::get<pd::control_error>(second).message.find(path), std::string::npos);
+
+  const std::string file = dir.path + "/plain-file";
+  { std::ofstream(file) << "x"; }
+  const auto third = pd::control_server::open(file, echo_handler);
+  ASSERT_TRUE(std::holds_alternative<pd::control_error>(third));
+  EXPECT_EQ(std::get<pd::control_error>(third).error, EEXIST);
+}
+
+TEST(daemon_control_table, status_is_an_aligned_table_like_supervisorctl) {
+  const json status = json::parse(R"([
+    {"name":"api","instance":0,"pid":1234,"state":"running","restarts":0,"uptime_s":3725.4,"last_exit":null},
+    {"name":"api","instance":1,"pid":1240,"state":"running","restarts":12,"uptime_s":5,"last_exit":{"signal":"SIGSEGV"}},
+    {"name":"worker","instance":0,"pid":null,"state":"stopped","restarts":3,"uptime_s":null,"last_exit":{"code":1}}
+  ])");
+  EXPECT_EQ(pd::format_status_table(status),
+            "NAME    STATE    PID   UPTIME   RESTARTS  LAST EXIT\n"
+            "api:0   running  1234  1:02:05  0         -\n"
+            "api:1   running  1240  0:00:05  12        signal SIGSEGV\n"
+            "worker  stopped  -     -        3         exit 1\n");
+  EXPECT_EQ(pd::format_uptime(2 * 86400 + 4 * 3600), "2d 04:00:00");
+}
+
+}  // namespace
