@@ -372,13 +372,18 @@ TEST_F(ring_corruption, a_child_scribbling_while_the_parent_works_never_crashes_
   while (std::chrono::steady_clock::now() < until) {
     // Every corrupt endpoint is replaced by a fresh one, as a supervisor restarts the child.
     if (reader_.corrupt() || writer_.corrupt()) {
-      try {
-        reader_ = ring_reader(region_.data(), region_.size());
-        writer_ = ring_writer(region_.data(), region_.size());
-      } catch (const std::runtime_error&) {
-        format_ring(region_.data(), region_.size(), cap);  // header destroyed: the parent re-formats
-        attach();
+      bool attached = false;
+      for (int attempt = 0; attempt < 1000 && !attached; ++attempt) {
+        try {
+          reader_ = ring_reader(region_.data(), region_.size());
+          writer_ = ring_writer(region_.data(), region_.size());
+          attached = true;
+        } catch (const std::runtime_error&) {
+          // The header is destroyed (and may be again before we attach): re-format, retry.
+          format_ring(region_.data(), region_.size(), cap);
+        }
       }
+      ASSERT_TRUE(attached);
       ++reattached;
     }
     (void)drain();

@@ -66,7 +66,7 @@ class harness {
     mem_.reset(mem);
     std::memset(mem, 0, bytes_);
     const std::size_t image = size - script_end;
-    std::memcpy(mem, data + script_end, image < bytes_ ? image : bytes_);
+    if (image > 0) std::memcpy(mem, data + script_end, image < bytes_ ? image : bytes_);
     auto* h = header();
     if (flags & (flag_repair | flag_fresh)) {
       h->magic = ring_magic;

@@ -13,6 +13,9 @@
 //   (tag = padding_tag) that fills the buffer to its end; the frame then starts at offset 0.
 //   A frame is visible only after the producer's release-store of `head`, done after the whole
 //   frame (and any padding before it) is written: a producer killed mid-write leaves nothing.
+//   So a padding frame never starts at offset 0 and is always published together with the frame
+//   after it; the reader reports anything else as corrupt. Frames larger than max_payload() are
+//   refused (too_large), never split: a layer above may split messages if it wants to.
 //
 // Trust: each side keeps its own copy of the capacity and of its own position and re-validates
 // every value it reads from the mapping (the peer's position, frame lengths and tags). A
@@ -91,8 +94,8 @@ constexpr std::size_t ring_max_payload(std::size_t capacity) {
 }
 
 // Formats a ring in `mem` (64-byte aligned, at least ring_bytes(capacity) bytes). capacity must
-// be a power of two in [ring_min_capacity, ring_max_capacity]. Call before any peer can see the memory. Returns the header.
-// Throws std::invalid_argument on bad arguments.
+// be a power of two in [ring_min_capacity, ring_max_capacity]. Call before any peer can see the
+// memory. Returns the header. Throws std::invalid_argument on bad arguments.
 ring_header* format_ring(void* mem, std::size_t bytes, std::size_t capacity);
 
 // How one side of a ring is woken when it sleeps: a shared futex on its sleeping word
