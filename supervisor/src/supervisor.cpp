@@ -84,6 +84,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     event_loop::timer_id restart_timer = 0;
     steady::time_point started{};
     bool removed = false;
+    bool removing = false;  // remove_child() is stopping it: no sibling restart may revive it
     std::string id() const { return u ? u->id() : sub->opt.name; }
   };
 
@@ -247,7 +248,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
                      const std::string& cause) {
     std::vector<std::size_t> members;
     for (auto i : group)
-      if (!children[i].removed) members.push_back(i);
+      if (!children[i].removed && !children[i].removing) members.push_back(i);
     for (auto i : members) {
       auto& m = children[i];
       if (m.restart_timer) loop.cancel_timer(std::exchange(m.restart_timer, 0));
@@ -601,6 +602,45 @@ bool supervisor::signal_child(const std::string& id, int sig) {
     if (c == nullptr || !c->u) return false;
     c->u->signal(sig);
     return true;
+  });
+}
+
+bool supervisor::remove_child(const std::string& id, std::function<void()> done) {
+  auto core = core_;
+  std::promise<void> removed;
+  auto f = removed.get_future();
+  const bool on_loop = core->loop.in_loop_thread();
+  bool found = core->loop.call([&] {
+    auto* c = core->find(id);
+    if (c == nullptr) return false;
+    if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
+    c->removing = true;
+    c->strat = strategy::stop;
+    if (c->u) c->u->set_strategy(strategy::stop);
+    // Found again by identity once stopped: the deque may have grown meanwhile.
+    auto forget = [core, u = c->u, sub = c->sub, done = std::move(done), on_loop, &removed] {
+      for (auto& x : core->children)
+        if (!x.removed && x.u == u && x.sub == sub) {
+          x.removed = true;
+          x.removing = false;
+        }
+      if (done) done();
+      if (!on_loop) removed.set_value();
+    };
+    if (c->u) c->u->request_stop(forget);
+    else c->sub->stop_all(forget);
+    return true;
+  });
+  if (found && !on_loop) f.get();
+  return found;
+}
+
+void supervisor::set_restart_limits(restart_policy policy, int intensity, std::chrono::milliseconds period) {
+  auto core = core_;
+  core->loop.call([&] {
+    core->opt.policy = policy;
+    core->opt.intensity = intensity;
+    core->opt.period = period;
   });
 }
 

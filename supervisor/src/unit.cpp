@@ -159,6 +159,7 @@ void unit::launch() {
     }
     notify_started(err->message);
     if (on_launch_failed) on_launch_failed(*this, *err);
+    complete_async();
     return;
   }
   const pid_t pid = std::get<pid_t>(r);
@@ -370,7 +371,7 @@ void unit::service() {
         // hang timer runs, or to catch the ready frame; a caller in get() reads the ring itself
         // (so a hot request/reply loop makes no wake-up per reply).
         want_read = (state_ == process_state::starting && !ready_now) || blocked_waiters_.load() > 0 ||
-                    (spec_.request_timeout.count() > 0 && !inflight_.empty());
+                    (spec_.request_timeout.count() > 0 && !inflight_.empty()) || !async_.empty();
       }
       if (!want_read && want_space == 0) break;
       if (ep_.arm_wakeup(want_space)) break;
@@ -385,6 +386,7 @@ void unit::service() {
     return;
   }
   if (ready_now) become_ready();
+  complete_async();
 }
 
 bool unit::wait_reply(reply_state& st, std::chrono::nanoseconds timeout) {
@@ -461,6 +463,7 @@ void unit::hang_check() {
     std::lock_guard rk(recv_mu_);
     drain_locked();
   }
+  complete_async();
   std::uint64_t oldest = 0;
   {
     std::lock_guard lk(mu_);
@@ -558,6 +561,7 @@ void unit::on_exit(int status) {
   stop_done_.clear();
   if (end.requested) {
     set_final(process_state::stopped, "process " + spec_.id + " was stopped");
+    complete_async();
     for (auto& f : done) f();
     return;
   }
@@ -565,6 +569,34 @@ void unit::on_exit(int status) {
     on_end(*this, end);
   } else {
     set_final(end.clean ? process_state::stopped : process_state::failed, "process " + spec_.id + " " + end.cause);
+  }
+  complete_async();
+}
+
+void unit::send_bytes_async(std::vector<std::byte> body, async_done done) {
+  auto st = send_bytes(std::move(body));
+  async_.emplace_back(std::move(st), std::move(done));
+  // Listen for the reply now: without async sends pending the loop may not be reading.
+  service();
+  complete_async();  // refused at once (stopped, queue full, too large)
+}
+
+void unit::complete_async() {
+  if (async_.empty()) return;
+  std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> finished;
+  for (auto it = async_.begin(); it != async_.end();) {
+    if (it->first->ready()) {
+      finished.push_back(std::move(*it));
+      it = async_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Outside the iteration: a callback may send again.
+  for (auto& [st, done] : finished) {
+    if (!done) continue;
+    if (st->failed) done(false, st->error);
+    else done(true, as_text(st->bytes));
   }
 }
 
@@ -594,6 +626,7 @@ void unit::request_stop(std::function<void()> done) {
       fail_all_locked(pending_, "process " + spec_.id + " is stopping");
     }
   }
+  complete_async();  // queued sends failed above
   if (pid == 0) {
     if (done) done();
     return;

@@ -107,6 +107,14 @@ class supervisor {
   bool stop_child(const std::string& id);
   bool restart_child(const std::string& id);
   bool signal_child(const std::string& id, int sig);
+  // Stops child `id` like stop_child() and then forgets it: it leaves children(), is never
+  // restarted, and its id is free for a new child. `done` runs on the loop thread once it is
+  // gone. false if there is no such child. On the loop thread it returns at once; from any
+  // other thread it waits for the removal.
+  bool remove_child(const std::string& id, std::function<void()> done = {});
+  // Changes restart policy and intensity while running (the procsup program's reload). The
+  // restarts already counted stay in the window.
+  void set_restart_limits(restart_policy policy, int intensity, std::chrono::milliseconds period);
 
   // True once restart intensity was exceeded (it has stopped its children and escalated).
   bool gave_up() const;

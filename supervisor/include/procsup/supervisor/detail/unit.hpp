@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "procsup/ipc/channel.hpp"
@@ -104,6 +105,12 @@ class unit : public std::enable_shared_from_this<unit> {
   void when_started(std::function<void(const std::string& error)> fn) { start_waiters_.push_back(std::move(fn)); }
   const unit_spec& spec() const noexcept { return spec_; }
   event_loop& loop() noexcept { return loop_; }
+  // Sends `body` and calls `done(true, reply body)` or `done(false, error)` on the loop thread
+  // once the reply is in or the request failed. For code that runs on the loop thread (the
+  // daemon's `ctl send`), where wait_reply() would deadlock. While such a send is pending the
+  // loop listens for replies.
+  using async_done = std::function<void(bool ok, std::string body_or_error)>;
+  void send_bytes_async(std::vector<std::byte> body, async_done done);
 
   // ---- any thread ----
   std::shared_ptr<reply_state> send_bytes(std::vector<std::byte> body);
@@ -130,6 +137,7 @@ class unit : public std::enable_shared_from_this<unit> {
   void hang_check();
   void ensure_hang_timer();
   void fail_all_locked(std::deque<pending_send>& q, const std::string& why);
+  void complete_async();               // loop: runs the callbacks of finished async sends
   std::string exit_cause(int status) const;
 
   event_loop& loop_;
@@ -172,6 +180,8 @@ class unit : public std::enable_shared_from_this<unit> {
   }
 
   event_loop::timer_id start_timer_ = 0, stop_timer_ = 0, hang_timer_ = 0;
+  // send_bytes_async() requests not yet answered (loop thread only).
+  std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
 };
 
