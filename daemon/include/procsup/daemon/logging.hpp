@@ -27,7 +27,7 @@ void install_logger(log_format format, spdlog::level::level_enum level = spdlog:
 
 // One event with structured fields, e.g. log_event(spdlog::level::warn, "program crashed",
 // {{"program", "api"}, {"pid", 42}, {"signal", "SIGSEGV"}}). JSON format: the fields become
-// members of the line's object; text: appended as " program=api pid=42 signal=SIGSEGV".
+// members of the line's object; text: appended as " pid=42 program=api signal=SIGSEGV" (key order).
 // Never throws (logging must not throw into the event loop).
 void log_event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view msg,
                const nlohmann::json& fields = nlohmann::json::object()) noexcept;
