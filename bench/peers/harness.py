@@ -261,7 +261,7 @@ class Supervisor:
     def check_alive(self):
         rc = self.proc.poll()
         if rc is not None:
-            raise Failed(f"{self.title} exited with {rc} (log: {self.log_tail()})")
+            raise Failed(f"{self.title} exited with {rc} (log: {self.log_tail(1)[:120]})")
 
     def log_tail(self, lines=3):
         try:
@@ -439,12 +439,12 @@ class Procsup(Supervisor):
 
     def version(self):
         try:
-            r = subprocess.run([self.h.procsup, "--version"], capture_output=True, text=True,
-                               timeout=20)
-            v = (r.stdout or r.stderr).strip().splitlines()
-            rev = subprocess.run(["git", "-C", self.h.repo, "rev-parse", "--short", "HEAD"],
+            rev = subprocess.run(["git", "-C", self.h.repo, "log", "-1", "--format=%h %cs"],
                                  capture_output=True, text=True, timeout=20).stdout.strip()
-            return (v[0] if v and r.returncode == 0 else "procsup") + f" (git {rev})"
+            dirty = subprocess.run(["git", "-C", self.h.repo, "status", "--porcelain", "--",
+                                    "daemon", "supervisor", "worker", "ipc", "shm"],
+                                   capture_output=True, text=True, timeout=20).stdout.strip()
+            return f"git {rev}" + (" + uncommitted changes" if dirty else "")
         except Exception:
             return "?"
 
@@ -498,7 +498,13 @@ class Procsup(Supervisor):
         try:
             r = subprocess.run([self.h.procsup, "ctl", "--socket", self.socket, "status", "--json"],
                                capture_output=True, text=True, timeout=10)
-            return json.loads(r.stdout) if r.returncode == 0 else None
+            if r.returncode != 0:
+                return None
+            try:
+                v = json.loads(r.stdout)
+                return v if isinstance(v, list) else [v]
+            except ValueError:  # one object per line
+                return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
         except Exception:
             return None
 
@@ -538,6 +544,7 @@ class Harness:
         self.repo = args.repo
         self.procsup_broken = None
         self.running = []
+        self.plotted = False
         self.notes = []
         self.results = {}   # key -> metric -> cell text
         self.raw = {}       # key -> raw numbers
@@ -673,9 +680,9 @@ class Harness:
                 raw[f"stop{n}_ns"] = dt
             except Failed as e:
                 self.note(f"{sup.title}, {phase.replace('rl_med', 'restart latency')}: {e}")
-                r[phase] = f"failed: {e.cell if getattr(e, 'cell', None) else str(e)[:80]}"
+                r[phase] = f"failed: {e.cell if getattr(e, 'cell', None) else str(e)[:70]}"
                 if phase == f"start{self.sizes[0]}":
-                    r["_na"] = f"n/a ({sup.key} failed: {str(e)[:100]})"
+                    r["_na"] = f"n/a ({sup.key} failed to start, see notes)"
                     return
             finally:
                 sup.kill()
@@ -787,6 +794,7 @@ class Harness:
             self.note("gnuplot failed: " + r.stderr.strip()[:300])
             return
         os.replace(tmp, self.args.plot)
+        self.plotted = True
 
     def machine(self):
         cpu = "?"
@@ -888,6 +896,7 @@ def main():
     if a.out:
         a.results = a.out
         a.plot = os.path.join(os.path.dirname(os.path.abspath(a.out)), "restart_latency.png")
+    os.makedirs(os.path.dirname(os.path.abspath(a.results)), exist_ok=True)
     a.crash_restarts = 10
     a.kill_gap = 0.05
     a.restart_timeout = 5.0
@@ -919,7 +928,7 @@ def main():
     print(table)
     h.plot()
     h.write_results(table)
-    h.log(f"wrote {a.results} and {a.plot}")
+    h.log(f"wrote {a.results}" + (f" and {a.plot}" if h.plotted else ""))
     h.events.close()
     return 0
 

@@ -156,7 +156,7 @@ install_peers
 find_procsup() {
   local c
   for c in "$PROCSUP_BIN" "$REPO/build/release/daemon/procsup" "$REPO/build/h-peers/daemon/procsup"; do
-    [[ -n "$c" && -x "$c" ]] && { echo "$c"; return 0; }
+    [[ -n "$c" && -x "$c" ]] && { realpath "$c"; return 0; }
   done
   return 1
 }
