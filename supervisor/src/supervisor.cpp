@@ -281,8 +281,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     auto next = [self, idx, k, done, restarting] { self->stop_sequence(idx, k + 1, done, restarting); };
     if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
     if (c.u) {
-      c.u->request_stop(next);
-      if (restarting) c.u->set_restarting();
+      c.u->request_stop(next, restarting);
     } else {
       c.sub->stop_all(next);
     }

@@ -176,7 +176,12 @@ void unit::launch() {
       next_id_ = 1;
     }
   }
-  if (emit) emit({event_kind::spawned, spec_.id, pid, std::chrono::system_clock::now(), "", restarts_, {}});
+  if (emit) {
+    // The cause says which start this is (events carry a cause for every kind).
+    const char* how = spec_.body ? "forked" : spec_.protocol ? "exec'd worker" : "exec'd program";
+    emit({event_kind::spawned, spec_.id, pid, std::chrono::system_clock::now(),
+          std::string(how) + (restarts_ == 0 ? ", first start" : ", restart " + std::to_string(restarts_)), restarts_, {}});
+  }
   std::weak_ptr<unit> weak = weak_from_this();
   loop_.watch_child(pid, [weak](int status) {
     if (auto self = weak.lock()) self->on_exit(status);
@@ -207,7 +212,11 @@ void unit::become_ready() {
     pid = pid_;
     flush_pending_locked();
   }
-  if (emit) emit({event_kind::ready, spec_.id, pid, std::chrono::system_clock::now(), "", restarts_, {}});
+  if (emit) {
+    const bool worker = spec_.body || spec_.protocol;
+    emit({event_kind::ready, spec_.id, pid, std::chrono::system_clock::now(),
+          worker ? "init() finished" : "exec'd", restarts_, {}});
+  }
   if (on_ready) on_ready(*this);
   notify_started("");
   ensure_hang_timer();
@@ -526,6 +535,7 @@ void unit::on_exit(int status) {
   instance_end end;
   end.wait_status = status;
   std::map<std::uint64_t, std::shared_ptr<reply_state>> lost;
+  bool restart_after = false;  // stopped as part of a restart (request_stop for_restart)
   {
     std::lock_guard rk(recv_mu_);
     drain_locked();  // replies written before it died are good
@@ -537,6 +547,7 @@ void unit::on_exit(int status) {
     chan_.reset();
     lost.swap(inflight_);
     end.requested = stopping_;
+    restart_after = std::exchange(restart_after_stop_, false);
     end.uptime = std::chrono::steady_clock::now() - started_mono_;
     const bool success_code =
         WIFEXITED(status) && !spec_.body && !spec_.protocol &&
@@ -550,6 +561,8 @@ void unit::on_exit(int status) {
     state_ = end.clean ? process_state::stopped : process_state::failed;
     // An owner that restarts keeps the queue open without a gap (it may still decide otherwise).
     if (!end.requested && on_end && strategy_ == strategy::restart) state_ = process_state::starting;
+    // Stopped to be started again: sends queued meanwhile wait for the next instance.
+    if (end.requested && restart_after) state_ = process_state::starting;
     stopping_ = false;
   }
   for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
@@ -560,7 +573,7 @@ void unit::on_exit(int status) {
   auto done = std::move(stop_done_);
   stop_done_.clear();
   if (end.requested) {
-    set_final(process_state::stopped, "process " + spec_.id + " was stopped");
+    if (!restart_after) set_final(process_state::stopped, "process " + spec_.id + " was stopped");
     complete_async();
     for (auto& f : done) f();
     return;
@@ -568,7 +581,8 @@ void unit::on_exit(int status) {
   if (on_end) {
     on_end(*this, end);
   } else {
-    set_final(end.clean ? process_state::stopped : process_state::failed, "process " + spec_.id + " " + end.cause);
+    set_final(end.clean ? process_state::stopped : process_state::failed,
+              "process " + spec_.id + (end.clean ? " stopped: " : " failed: ") + end.cause);
   }
   complete_async();
 }
@@ -612,16 +626,25 @@ void unit::set_final(process_state s, const std::string& why) {
   fail_all_locked(pending_, why);
 }
 
-void unit::request_stop(std::function<void()> done) {
+void unit::request_stop(std::function<void()> done, bool for_restart) {
   pid_t pid;
   {
     std::lock_guard lk(mu_);
     pid = pid_;
-    if (pid == 0) {
-      state_ = process_state::stopped;
+    if (for_restart) {
+      // Sends wait for the next instance (queued, not given to the one shutting down).
+      state_ = process_state::starting;
+      if (pid != 0) {
+        stopping_ = true;
+        restart_after_stop_ = true;
+      }
+    } else if (pid == 0) {
+      // A failed instance stays failed (info() keeps saying so); anything else is now stopped.
+      if (state_ != process_state::failed) state_ = process_state::stopped;
       fail_all_locked(pending_, "process " + spec_.id + " was stopped");
     } else {
       stopping_ = true;
+      restart_after_stop_ = false;
       state_ = process_state::stopping;
       fail_all_locked(pending_, "process " + spec_.id + " is stopping");
     }

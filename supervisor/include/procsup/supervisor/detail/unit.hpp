@@ -93,7 +93,9 @@ class unit : public std::enable_shared_from_this<unit> {
   // ---- loop thread ----
   void launch();
   // Stops the current instance gracefully; `done` runs once it is reaped (at once if none).
-  void request_stop(std::function<void()> done);
+  // With `for_restart` (a group restart stops a sibling to start it again), sends keep queueing
+  // (state starting) through the stop and go to the next instance instead of failing.
+  void request_stop(std::function<void()> done, bool for_restart = false);
   // Between instances: sends queue up again (state starting) until the next launch is ready.
   void set_restarting();
   // Final: state `s` (stopped or failed); queued sends fail with `why`.
@@ -160,6 +162,7 @@ class unit : public std::enable_shared_from_this<unit> {
   std::map<std::uint64_t, std::shared_ptr<reply_state>> inflight_;
   std::deque<pending_send> pending_;
   bool stopping_ = false;
+  bool restart_after_stop_ = false;  // the stop under way is part of a restart: keep the queue
   std::vector<std::function<void()>> stop_done_;
 
   // set by readers (any thread), acted on by the loop
