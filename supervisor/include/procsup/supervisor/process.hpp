@@ -16,7 +16,7 @@ namespace procsup {
 
 // Options of one unit. The defaults suit a behavior that answers in microseconds to seconds.
 struct process_options {
-  std::string name;  // its id in events and info(); default "<kind>-N"
+  std::string name{};  // its id in events and info(); default "<kind>-N"
   std::chrono::milliseconds start_timeout{30'000};    // init() must finish within this
   std::chrono::milliseconds request_timeout{0};       // hang detection (0: off): no reply within this → killed
   std::chrono::milliseconds shutdown_timeout{5'000};  // stop(): terminate() within this, then SIGTERM, SIGKILL

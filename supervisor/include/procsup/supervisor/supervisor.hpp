@@ -26,8 +26,8 @@ struct supervisor_options {
   int intensity = 10;
   std::chrono::milliseconds period{10'000};
   backoff_policy backoff{};
-  event_sink emit;                                     // every lifecycle event (loop thread)
-  std::function<void(const std::string& cause)> on_escalate;  // the owner, at the top of the tree
+  event_sink emit{};                                   // every lifecycle event (loop thread)
+  std::function<void(const std::string& cause)> on_escalate{};  // the owner, at the top of the tree
   bool log = true;                                     // also log every event with spdlog
   event_loop* loop = nullptr;                          // default: the library's own loop thread
 };
