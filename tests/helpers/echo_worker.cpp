@@ -1,0 +1,24 @@
+// procsup_echo_worker: an exec'd worker binary that links the worker runtime (worker::main) and
+// speaks the channel, for the supervisor tests. Its handle() mirrors the forked test behavior:
+//   "boom" throws std::runtime_error("boom"); "segv" dies by SIGSEGV; "pid" answers its pid;
+//   anything else answers "ok:" + the text.
+#include <signal.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "procsup/worker/main.hpp"
+
+namespace {
+struct echo {
+  std::string handle(const std::string& s) {
+    if (s == "boom") throw std::runtime_error("boom");
+    if (s == "segv") ::raise(SIGSEGV);
+    if (s == "pid") return std::to_string(::getpid());
+    return "ok:" + s;
+  }
+};
+}  // namespace
+
+int main() { return procsup::worker::main(echo{}); }
