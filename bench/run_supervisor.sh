@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Runs bench_supervisor and prints the issue-3 table: medians, ratios against the baselines
+# measured in the same run, and pass/fail per target.
+#   bash bench/run_supervisor.sh                    # release preset build (build/release)
+#   BUILD_DIR=build/mine bash bench/run_supervisor.sh
+#   REPS=5 MIN_TIME=0.2 PROCSUP_BENCH_IDLE_SECONDS=3 bash bench/run_supervisor.sh [extra benchmark flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build/release}
+REPS=${REPS:-5}
+MIN_TIME=${MIN_TIME:-0.2}
+export PROCSUP_BENCH_IDLE_SECONDS=${PROCSUP_BENCH_IDLE_SECONDS:-3}
+
+if [[ "$BUILD_DIR" == build/release ]]; then
+  [[ -f build/release/build.ninja ]] || cmake --preset release >&2
+  cmake --build --preset release --target bench_supervisor >&2
+else
+  [[ -f "$BUILD_DIR/build.ninja" ]] || cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+  cmake --build "$BUILD_DIR" --target bench_supervisor -j2 >&2
+fi
+
+out="$BUILD_DIR/bench_supervisor.json"  # kept: the raw figures behind the table
+cmd=("$BUILD_DIR/bench/bench_supervisor" "--benchmark_repetitions=$REPS" "--benchmark_min_time=$MIN_TIME"
+     "--benchmark_report_aggregates_only=true" "--benchmark_out=$out" "--benchmark_out_format=json" "$@")
+echo "+ PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]}" >&2
+"${cmd[@]}" >&2
+
+python3 - "$out" "PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]/--benchmark_out=$out/--benchmark_out=FILE}" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+command = sys.argv[2]
+med = {}  # name -> median entry (or the only run when a benchmark has one repetition)
+def base_name(run_name):  # "lifecycle/1000/iterations:1/manual_time" -> "lifecycle/1000"
+    return "/".join(p for p in run_name.split("/")
+                    if p not in ("real_time", "manual_time")
+                    and not p.startswith(("iterations:", "repeats:", "min_time:")))
+for b in data["benchmarks"]:
+    name = base_name(b["run_name"])
+    if b.get("run_type") == "aggregate":
+        if b.get("aggregate_name") == "median":
+            med[name] = b
+    else:
+        med.setdefault(name, b)
+
+def us(name):
+    b = med.get(name)
+    if b is None or b.get("error_occurred"): return None
+    return b["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "ns")]
+def counter(name, key):
+    b = med.get(name)
+    return None if b is None or key not in b else b[key]
+def rate(name):
+    return counter(name, "items_per_second")
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+def fmt(v, digits=2):
+    return "n/a" if v is None else f"{v:,.{digits}f}"
+
+reps = max((b.get("repetitions", 1) for b in data["benchmarks"]), default=1)
+restart, fork = us("restart/supervised"), us("restart/fork_waitpid")
+rt, rt_sock, rt_chan = us("rt/send_get/64"), us("rt/socketpair/64"), us("rt/channel/64")
+pipe, pipe_sock, loop_sock = rate("pipelined/send_get"), rate("pipelined/socketpair"), rate("rt/socketpair/64")
+spawn1000, stop1000 = counter("lifecycle/1000", "spawn_ms"), counter("lifecycle/1000", "stop_ms")
+big_restart, big_fork = us("big_parent/restart/supervised"), us("big_parent/restart/fork_waitpid")
+idle = med.get("idle/children/100")
+
+print(f"Medians of {reps} repetitions (wall time); baselines measured in the same run.\n")
+print("| measure | procsup | baseline | ratio |")
+print("|---|---:|---:|---:|")
+print(f"| restart latency: crash -> first reply of the new instance (us) | {fmt(restart, 0)} | fork+waitpid {fmt(fork, 0)} | {fmt(ratio(restart, fork))}x |")
+print(f"| send().get() round trip, 64 B, one caller (us) | {fmt(rt, 2)} | socketpair RT {fmt(rt_sock, 2)} | {fmt(ratio(rt, rt_sock), 3)} |")
+print(f"| send().get() vs the raw ipc channel (us) | {fmt(rt, 2)} | channel RT {fmt(rt_chan, 2)} | {fmt(ratio(rt, rt_chan))}x |")
+print(f"| pipelined request/reply, 256 in flight (k msg/s) | {fmt(pipe and pipe / 1e3, 0)} | socketpair RT loop {fmt(loop_sock and loop_sock / 1e3, 0)} | {fmt(ratio(pipe, loop_sock), 1)}x |")
+print(f"| pipelined, reference: socketpair pipelined 256 (k msg/s) | | {fmt(pipe_sock and pipe_sock / 1e3, 0)} | {fmt(ratio(pipe, pipe_sock), 1)}x |")
+for n in (1, 100, 1000):
+    print(f"| spawn {n:,} children / stop them (ms) | {fmt(counter(f'lifecycle/{n}', 'spawn_ms'), 1)} / {fmt(counter(f'lifecycle/{n}', 'stop_ms'), 1)} | | |")
+print(f"| 200 MB parent: restart latency (us) | {fmt(big_restart, 0)} | fork+waitpid {fmt(big_fork, 0)} | {fmt(ratio(big_restart, big_fork))}x |")
+if idle:
+    w = idle.get("window_s", 0)
+    print(f"| idle supervisor, {idle.get('children', 0):.0f} children, {w:.0f} s: CPU (ms) / wake-ups / timers | "
+          f"{idle.get('supervisor_cpu_ms', 0):.3f} / {idle.get('supervisor_voluntary_ctxsw', 0):.0f} / {idle.get('timers', 0):.0f} | "
+          f"children's CPU {idle.get('children_cpu_ms', 0):.1f} ms | |")
+
+targets = [
+    ("restart latency median", restart, "<= 1,000 us", lambda: restart <= 1000, fmt(restart, 0) + " us"),
+    ("restart latency vs fork+waitpid", ratio(restart, fork), "<= 5x", lambda: ratio(restart, fork) <= 5, fmt(ratio(restart, fork)) + "x"),
+    ("send().get() RT vs socketpair RT", ratio(rt, rt_sock), "<= 0.2 (1/5)", lambda: ratio(rt, rt_sock) <= 0.2, fmt(ratio(rt, rt_sock), 3)),
+    ("pipelined vs socketpair RT loop", ratio(pipe, loop_sock), ">= 5x", lambda: ratio(pipe, loop_sock) >= 5, fmt(ratio(pipe, loop_sock), 1) + "x"),
+    ("start 1,000 children", spawn1000, "< 1,000 ms", lambda: spawn1000 < 1000, fmt(spawn1000, 0) + " ms"),
+    ("stop 1,000 children", stop1000, "< 1,000 ms", lambda: stop1000 < 1000, fmt(stop1000, 0) + " ms"),
+]
+if idle:
+    # "No CPU while idle": no timer armed, and under 0.1% of one core (1 ms per second of window).
+    cpu, w, timers = idle.get("supervisor_cpu_ms", 0), idle.get("window_s", 1), idle.get("timers", 0)
+    targets.append(("idle supervisor: no timers, ~no CPU", cpu, "0 timers, < 1 ms CPU/s",
+                     lambda: timers == 0 and cpu < w, f"{timers:.0f} timers, {cpu:.3f} ms in {w:.0f} s"))
+print("\n| target | measured | goal | result |")
+print("|---|---:|---|---|")
+for name, value, goal, ok, shown in targets:
+    res = "n/a" if value is None else ("PASS" if ok() else "FAIL")
+    print(f"| {name} | {shown} | {goal} | {res} |")
+print(f"\nCommand: `{command}` (via `bash bench/run_supervisor.sh`). Host: {data['context'].get('num_cpus')} CPUs, "
+      f"load average at start {', '.join(f'{x:.2f}' for x in data['context'].get('load_avg', []))}.")
+PY
