@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 
 namespace procsup::daemon {
@@ -125,7 +126,7 @@ void control_server::on_readable(int fd) {
   if (connections_.count(fd) == 0) return;
   if (eof) {
     c.eof = true;
-    if (c.out.empty()) close_connection(fd);
+    if (c.out.empty() && c.waiting == 0) close_connection(fd);
   }
 }
 
@@ -165,7 +166,7 @@ void control_server::accept_all() {
 
 void control_server::serve(int fd, connection& c) {
   std::size_t newline;
-  while (!c.eof && (newline = c.in.find('\n')) != std::string::npos) {
+  while (!c.eof && c.waiting == 0 && (newline = c.in.find('\n')) != std::string::npos) {
     std::string line = c.in.substr(0, newline);
     c.in.erase(0, newline + 1);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -176,12 +177,24 @@ void control_server::serve(int fd, connection& c) {
     } else if (!request.is_object() || !request.contains("cmd") || !request["cmd"].is_string()) {
       reply = error_reply("bad request: expected an object with a \"cmd\" string");
     } else {
+      serving_fd_ = fd;
+      deferred_now_ = false;
       try {
         reply = handler_ ? handler_(request) : error_reply("no handler");
       } catch (const std::exception& e) {
         reply = error_reply(e.what());
       } catch (...) {
         reply = error_reply("internal error");
+      }
+      serving_fd_ = -1;
+      // Deferred: complete() adds the reply (perhaps already, from within the handler). A
+      // handler that threw after defer() still answers, once.
+      if (std::exchange(deferred_now_, false)) {
+        if (c.waiting != 0 && reply.is_object() && !reply.value("ok", true)) {
+          c.waiting = 0;
+          c.out += dump_line(reply);
+        }
+        continue;
       }
     }
     c.out += dump_line(reply);
@@ -220,7 +233,26 @@ void control_server::flush(int fd, connection& c) {
     c.want_write = false;
     if (hooks_.output) hooks_.output(fd, false);
   }
-  if (c.eof) close_connection(fd);
+  if (c.eof && c.waiting == 0) close_connection(fd);
+}
+
+control_server::deferred control_server::defer() {
+  const auto it = connections_.find(serving_fd_);
+  if (it == connections_.end()) throw std::logic_error("control_server::defer() outside a request");
+  deferred_now_ = true;
+  it->second.waiting = ++next_serial_;
+  return {serving_fd_, it->second.waiting};
+}
+
+void control_server::complete(const deferred& d, const nlohmann::json& reply) {
+  const auto it = connections_.find(d.fd);
+  // A serial mismatch: that peer left and the fd number now belongs to another.
+  if (d.serial == 0 || it == connections_.end() || it->second.waiting != d.serial) return;
+  connection& c = it->second;
+  c.waiting = 0;
+  c.out += dump_line(reply);
+  if (serving_fd_ == d.fd) return;  // completed from within the handler: serve() goes on
+  serve(d.fd, c);                   // answers the requests queued behind it, then flushes
 }
 
 void control_server::close_connection(int fd) {

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <climits>
+#include <string>
+#include <vector>
 
 namespace procsup::daemon {
 
@@ -37,6 +39,17 @@ name = "ticker"
 command = [")" + bindir + R"(/procsup-demo-ticker"]
 stop_timeout = "2s"
 
+# The same kind of decoder as a protocol worker: it says `ready` over its channel and decodes one
+# packet per request (`procsup ctl send codec '{"hex":"68656c6c6f"}'`); an odd-length packet
+# kills it with SIGSEGV, the request fails with that cause, and it is restarted.
+[[program]]
+name = "codec"
+command = [")" + bindir + R"(/procsup-demo-codec"]
+ready = "protocol"
+ready_timeout = "5s"
+hang_timeout = "2s"
+backoff = { initial = "0s", max = "2s" }
+
 # A plain command that exits cleanly after 5 s and is restarted because it asks for it.
 [[program]]
 name = "cron-like"
@@ -44,6 +57,14 @@ command = ["/bin/sh", "-c", "echo job ran at $(date +%T); sleep 5"]
 restart_on_exit = true
 backoff = { initial = "0s", max = "1s" }
 )";
+}
+
+std::vector<std::string> demo_hints(const std::string& procsup, const std::string& socket) {
+  const std::string ctl = procsup + " ctl --socket " + socket;
+  return {"demo: ask the protocol worker \"codec\" to decode a packet:  " + ctl + " send codec '{\"hex\":\"68656c6c6f\"}'",
+          "demo: send it a malformed (odd-length) packet; it crashes and is restarted:  " + ctl +
+              " send codec '{\"hex\":\"686\"}'",
+          "demo: the instances:  " + ctl + " status"};
 }
 
 }  // namespace procsup::daemon

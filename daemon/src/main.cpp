@@ -2,7 +2,7 @@
 //   procsup [--log-format text|json] [--log-level LEVEL] run [CONFIG]
 //   procsup check CONFIG
 //   procsup ctl [--socket PATH | --config CONFIG] [--json] status [--json] | start NAME | stop NAME
-//               | restart NAME | signal NAME SIG | shutdown
+//               | restart NAME | signal NAME SIG | shutdown | reload | send NAME JSON
 // Exit codes: procsup/daemon/exit_codes.hpp.
 #include <CLI/CLI.hpp>
 
@@ -52,6 +52,8 @@ int run_run(const std::string& file, std::string exit_after) {
       return pd::exit_codes::usage;
     }
     result = pd::parse_config(pd::demo_config_text(dir, "/tmp/procsup-demo.sock"), "(built-in demo)");
+    for (const auto& line : pd::demo_hints(dir + "/procsup", "/tmp/procsup-demo.sock"))
+      pd::log_event(spdlog::level::info, line);
   } else {
     result = pd::load_config(file);
   }
@@ -81,6 +83,7 @@ struct ctl_options {
   bool json = false;
   std::string name;
   std::string signal;
+  std::string body;  // send: the request, JSON text
 };
 
 std::string socket_path(const ctl_options& o) {
@@ -103,6 +106,13 @@ int run_ctl(const std::string& cmd, const ctl_options& o) {
     }
     request["signal"] = pd::signal_name(*sig).substr(3);  // "HUP"
   }
+  if (cmd == "send") {
+    request["body"] = nlohmann::json::parse(o.body, nullptr, false);
+    if (request["body"].is_discarded()) {
+      std::cerr << "procsup ctl send: the request is not valid JSON: " << o.body << "\n";
+      return pd::exit_codes::usage;
+    }
+  }
   const std::string path = socket_path(o);
   const auto result = pd::control_request(path, request);
   if (const auto* err = std::get_if<pd::control_error>(&result)) {
@@ -120,6 +130,12 @@ int run_ctl(const std::string& cmd, const ctl_options& o) {
   } else if (!ok) {
     std::cerr << "procsup ctl " << cmd << ": "
               << (reply.is_object() && reply.contains("error") ? reply["error"].dump() : reply.dump()) << "\n";
+    // reload: the new config's errors, one "file:line:col: key: message" per line
+    if (reply.is_object() && reply.contains("errors") && reply["errors"].is_array())
+      for (const auto& e : reply["errors"]) std::cerr << (e.is_string() ? e.get<std::string>() : e.dump()) << "\n";
+  } else if (cmd == "send") {
+    if (reply.contains("reply")) std::cout << reply["reply"].dump() << "\n";
+    else std::cout << reply.value("reply_text", "") << "\n";
   } else if (cmd == "status") {
     std::cout << pd::format_status_table(reply.value("instances", nlohmann::json::array()));
   } else if (reply.contains("message") && reply["message"].is_string()) {
@@ -165,6 +181,10 @@ int main(int argc, char** argv) {
   signal->add_option("NAME", ctl_opts.name, "program name")->required();
   signal->add_option("SIG", ctl_opts.signal, "signal, e.g. HUP")->required();
   ctl->add_subcommand("shutdown", "stop every program and exit");
+  ctl->add_subcommand("reload", "re-read the config file and apply the difference (as SIGHUP)");
+  auto* send = ctl->add_subcommand("send", "send one JSON request to a protocol worker and print its reply");
+  send->add_option("NAME", ctl_opts.name, "program name (its first running instance) or NAME:INDEX")->required();
+  send->add_option("JSON", ctl_opts.body, "the request, e.g. '{\"hex\":\"68656c6c6f\"}'")->required();
 
   try {
     app.parse(argc, argv);

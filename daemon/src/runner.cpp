@@ -12,6 +12,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <list>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "procsup/daemon/logging.hpp"
 #include "procsup/daemon/notify.hpp"
 #include "procsup/daemon/output.hpp"
+#include "procsup/daemon/reload.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
 namespace procsup::daemon {
@@ -94,7 +96,10 @@ class daemon_runner {
     log_event(spdlog::level::info, "procsup starting",
               {{"pid", ::getpid()}, {"config", cfg_.path.empty() ? "(built-in demo)" : cfg_.path},
                {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
-    for (const auto& p : cfg_.programs)
+    // The runner owns its programs' settings: a reload replaces them while units still refer to
+    // the old ones (std::list: stable addresses).
+    for (const auto& p : cfg_.programs) programs_.push_back(p);
+    for (const auto& p : programs_)
       for (int i = 0; i < p.instances; ++i) start_instance(p, i);
     launched_ = true;
 
@@ -242,7 +247,7 @@ class daemon_runner {
         begin_shutdown(exit_codes::clean);
         return;
       case SIGHUP:
-        log_event(spdlog::level::warn, "SIGHUP: reload is not supported by this build; ignored");
+        reload("SIGHUP");
         return;
       default:
         // Forwarded to every program's process group (SIGUSR1, SIGUSR2).
@@ -290,6 +295,8 @@ class daemon_runner {
       loop_.post([this] { begin_shutdown(exit_codes::clean); });
       return {{"ok", true}};
     }
+    if (cmd == "reload") return reload("ctl reload");
+    if (cmd == "send") return send_request(req);
     if (cmd == "start" || cmd == "stop" || cmd == "restart" || cmd == "signal") {
       const std::string name = req.value("name", "");
       auto ids = match(name);
@@ -309,6 +316,166 @@ class daemon_runner {
       return {{"ok", true}, {"instances", ids}};
     }
     return {{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+  }
+
+  // ---- live reload (issue 5): re-read the config file, apply the difference
+
+  json reload(const std::string& origin) {
+    if (cfg_.path.empty()) {
+      log_event(spdlog::level::warn, "reload: the built-in demo has no config file to re-read; ignored",
+                {{"origin", origin}});
+      return {{"ok", false},
+              {"error", "the built-in demo cannot be reloaded (it has no config file): run procsup with a CONFIG"}};
+    }
+    if (shutting_down_) return {{"ok", false}, {"error", "procsup is shutting down"}};
+    if (reloading_) return {{"ok", false}, {"error", "a reload is still being applied; try again"}};
+    log_event(spdlog::level::info, "reloading", {{"origin", origin}, {"config", cfg_.path}});
+    notify_.reloading();
+    auto loaded = load_config(cfg_.path);
+    if (auto* errors = std::get_if<std::vector<config_error>>(&loaded)) {
+      json lines = json::array();
+      for (const auto& e : *errors) {
+        lines.push_back(e.to_string());
+        log_event(spdlog::level::err, "reload: " + e.to_string());
+      }
+      log_event(spdlog::level::err, "reload rejected: invalid config, nothing changed", {{"errors", errors->size()}});
+      notify_.ready();
+      return {{"ok", false}, {"error", "invalid config " + cfg_.path + ", nothing changed"}, {"errors", lines}};
+    }
+    config next = std::get<config>(std::move(loaded));
+
+    std::vector<const program_config*> running;
+    for (const auto& p : programs_) running.push_back(&p);
+    const reload_plan plan = plan_reload(cfg_.supervisor, running, next);
+    for (const auto& note : plan.supervisor_notes)
+      log_event(plan.socket_changed && note.rfind("socket", 0) == 0 ? spdlog::level::warn : spdlog::level::info,
+                "reload: [supervisor] " + note);
+    if (plan.limits_changed) {
+      cfg_.supervisor.policy = next.supervisor.policy;
+      cfg_.supervisor.intensity = next.supervisor.intensity;
+      cfg_.supervisor.period = next.supervisor.period;
+      sup_->set_restart_limits(to_policy(next.supervisor.policy), next.supervisor.intensity, next.supervisor.period);
+    }
+    auto in_next = [&next](const std::string& name) -> const program_config& {
+      return *std::find_if(next.programs.begin(), next.programs.end(),
+                           [&](const program_config& q) { return q.name == name; });
+    };
+
+    // Stop first (removed, changed, surplus instances), then start: a changed program's new
+    // instances reuse the ids of the old ones, so these must be gone from the supervisor first.
+    std::vector<std::string> to_remove;  // instance ids
+    for (const auto& i : instances_) {
+      const std::string& name = i.cfg->name;
+      const bool drop = std::find(plan.removed.begin(), plan.removed.end(), name) != plan.removed.end() ||
+                        std::find(plan.changed.begin(), plan.changed.end(), name) != plan.changed.end();
+      const bool surplus = std::find(plan.resized.begin(), plan.resized.end(), name) != plan.resized.end() &&
+                           i.index >= in_next(name).instances;
+      if (drop || surplus) to_remove.push_back(i.id);
+    }
+    // Untouched and resized programs keep their settings object (units refer to it); only its
+    // instance count and line change.
+    std::vector<std::pair<program_config*, int>> grow;  // program, first new index
+    for (auto& p : programs_) {
+      const bool keep = std::find(plan.unchanged.begin(), plan.unchanged.end(), p.name) != plan.unchanged.end() ||
+                        std::find(plan.resized.begin(), plan.resized.end(), p.name) != plan.resized.end();
+      if (!keep) continue;
+      const program_config& q = in_next(p.name);
+      if (q.instances > p.instances) grow.emplace_back(&p, p.instances);
+      p.instances = q.instances;
+      p.line = q.line;
+    }
+    std::vector<program_config> fresh;  // added and changed, in the new file's order
+    for (const auto& q : next.programs)
+      if (std::find(plan.added.begin(), plan.added.end(), q.name) != plan.added.end() ||
+          std::find(plan.changed.begin(), plan.changed.end(), q.name) != plan.changed.end())
+        fresh.push_back(q);
+    std::vector<std::string> gone = plan.removed;
+    gone.insert(gone.end(), plan.changed.begin(), plan.changed.end());
+
+    reloading_ = true;
+    auto left = std::make_shared<std::size_t>(to_remove.size() + 1);
+    auto step = [this, left, grow, fresh = std::move(fresh), gone = std::move(gone), summary = plan.summary()] {
+      if (--*left != 0) return;
+      // Every instance to remove is gone: their settings objects are unreferenced now.
+      programs_.remove_if([&](const program_config& p) {
+        return std::find(gone.begin(), gone.end(), p.name) != gone.end() &&
+               std::none_of(instances_.begin(), instances_.end(), [&](const instance& i) { return i.cfg == &p; });
+      });
+      if (!shutting_down_) {
+        for (auto [p, from] : grow)
+          for (int i = from; i < p->instances; ++i) start_instance(*p, i);
+        for (const auto& q : fresh) {
+          programs_.push_back(q);
+          for (int i = 0; i < q.instances; ++i) start_instance(programs_.back(), i);
+        }
+      }
+      reloading_ = false;
+      log_event(spdlog::level::info, "reload applied", {{"changes", summary}});
+      notify_.ready();
+      check_ready();
+    };
+    for (const auto& id : to_remove) {
+      log_event(spdlog::level::info, "reload: stopping", {{"instance", id}});
+      auto forget = [this, id, step] {
+        instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
+                                        [&](const instance& i) { return i.id == id; }),
+                         instances_.end());
+        step();
+      };
+      if (!sup_->remove_child(id, forget)) forget();
+    }
+    step();  // the "+ 1": nothing to stop, or every stop already done
+    log_event(spdlog::level::info, "reload accepted", {{"changes", plan.summary()}});
+    json reply = {{"ok", true},           {"message", "reload: " + plan.summary()},
+                  {"added", plan.added},  {"removed", plan.removed},
+                  {"changed", plan.changed}, {"resized", plan.resized},
+                  {"unchanged", plan.unchanged}};
+    if (!plan.supervisor_notes.empty()) reply["supervisor"] = plan.supervisor_notes;
+    return reply;
+  }
+
+  // ---- `ctl send NAME JSON`: one request to a protocol worker, answered when its reply is in
+
+  json send_request(const json& req) {
+    const std::string name = req.value("name", "");
+    instance* target = nullptr;
+    for (auto& i : instances_)
+      if (i.id == name) target = &i;
+    if (target == nullptr) {
+      // A program name: its first running instance, else its first one (which says why not).
+      for (auto& i : instances_)
+        if (i.cfg->name == name && (target == nullptr || (target->unit->state() != process_state::running &&
+                                                          i.unit->state() == process_state::running)))
+          target = &i;
+    }
+    if (target == nullptr) return {{"ok", false}, {"error", "no program or instance named "" + name + """}};
+    const std::string id = target->id;
+    if (target->cfg->ready != readiness::protocol)
+      return {{"ok", false},
+              {"error", id + " is not a protocol worker (ready = \"" + std::string(to_string(target->cfg->ready)) +
+                            "\"): only programs with ready = \"protocol\" take requests"}};
+    const auto info = target->unit->info();
+    if (info.state != process_state::running && info.state != process_state::starting)
+      return {{"ok", false},
+              {"error", id + " is not running (" + to_string(info.state) + ")" +
+                            (info.last_error.empty() ? "" : "; last error: " + info.last_error)}};
+    const std::string text = req.contains("body") ? req["body"].dump() : "null";
+    std::vector<std::byte> bytes(text.size());
+    std::memcpy(bytes.data(), text.data(), text.size());
+    const auto later = ctl_->defer();
+    target->unit->send_bytes_async(std::move(bytes), [this, later, id](bool ok, std::string body) {
+      if (!ctl_) return;
+      if (!ok) {
+        ctl_->complete(later, {{"ok", false}, {"instance", id}, {"error", body}});
+        return;
+      }
+      json reply = json::parse(body, nullptr, false);
+      json out = {{"ok", true}, {"instance", id}};
+      if (reply.is_discarded()) out["reply_text"] = body;  // not JSON: passed on as text
+      else out["reply"] = std::move(reply);
+      ctl_->complete(later, out);
+    });
+    return nullptr;  // deferred: answered by the callback
   }
 
   std::vector<std::string> match(const std::string& name) {
@@ -343,8 +510,10 @@ class daemon_runner {
     return arr;
   }
 
-  const config& cfg_;
+  config cfg_;  // a copy: reload updates its [supervisor] settings
   run_options opt_;
+  std::list<program_config> programs_;  // what instances_ run (see run())
+  bool reloading_ = false;              // a reload is stopping / starting programs
   event_loop loop_;
   notifier notify_;
   std::unique_ptr<control_server> ctl_;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -59,6 +60,17 @@ class control_server {
   // The loop calls this when a connection with pending output (see hooks.output) is writable.
   void on_writable(int fd);
 
+  // A handler that cannot answer at once (`send` waits for a worker's reply on the loop) calls
+  // defer() during the call and complete() later with the reply; its return value is then
+  // ignored. Later requests on that connection wait for it, so replies stay in request order.
+  // complete() for a connection that has gone meanwhile does nothing. Loop thread only.
+  struct deferred {
+    int fd = -1;
+    std::uint64_t serial = 0;
+  };
+  deferred defer();
+  void complete(const deferred& d, const nlohmann::json& reply);
+
   static constexpr std::size_t max_line = 1 << 20;        // longer requests: error + close
   static constexpr std::size_t max_connections = 64;      // more peers: error + close
   static constexpr std::size_t max_pending_output = 64 << 20;  // a peer that never reads: close
@@ -69,6 +81,7 @@ class control_server {
     std::string out;          // replies not yet written
     bool eof = false;         // peer closed its side (or we refused it): close once out is sent
     bool want_write = false;  // hooks.output(fd, true) was called
+    std::uint64_t waiting = 0;  // serial of a deferred reply not yet completed (0: none)
   };
   control_server(std::string path, handler h, control_fd_hooks hooks);
   void accept_all();
@@ -84,6 +97,9 @@ class control_server {
   dev_t dev_ = 0;  // identity of the socket file we created, so we never unlink someone else's
   ino_t ino_ = 0;
   std::map<int, connection> connections_;
+  int serving_fd_ = -1;          // the connection whose request the handler is answering
+  bool deferred_now_ = false;    // the handler called defer()
+  std::uint64_t next_serial_ = 0;
 };
 
 // Client: connect to `path`, send `request` as one line, return the parsed reply line.

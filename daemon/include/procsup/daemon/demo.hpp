@@ -1,8 +1,10 @@
 // The built-in demo config of `procsup run` without a CONFIG: the crash-prone decoder, a
-// well-behaved ticker, and a shell one-liner that exits cleanly and is restarted on purpose.
+// well-behaved ticker, the decoder as a protocol worker (codec), and a shell one-liner that
+// exits cleanly and is restarted on purpose.
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace procsup::daemon {
 
@@ -11,5 +13,8 @@ std::string demo_config_text(const std::string& bindir, const std::string& socke
 
 // The directory of the running procsup binary (from /proc/self/exe).
 std::string own_directory();
+
+// Log lines for the demo's start: the exact `procsup ctl ... send codec ...` commands to try.
+std::vector<std::string> demo_hints(const std::string& procsup, const std::string& socket);
 
 }  // namespace procsup::daemon
