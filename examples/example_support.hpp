@@ -1,5 +1,5 @@
 // Small helpers shared by the examples: output that is safe in a forked child, result checks
-// that decide the exit code, and a recorder of lifecycle events that a example can wait on.
+// that decide the exit code, and a recorder of lifecycle events that an example can wait on.
 #pragma once
 
 #include <fmt/format.h>
