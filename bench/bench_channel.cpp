@@ -316,10 +316,11 @@ void bm_rt_message_queue(benchmark::State& state) {
 
 // ------------------------------------------------------------------ one-way streaming, 64 B
 
-void bm_stream_channel(benchmark::State& state) {
+void stream_channel(benchmark::State& state, bool batched) {
   auto ch = channel::create({.ring_capacity = std::size_t{1} << 20});
   child_process child([&] {
     auto e = ch.child_end();
+    e.set_batching(batched);
     std::uint64_t seen = 0;  // default spin budget, as in rt/channel_hot
     for (;;) {
       message m;
@@ -328,24 +329,34 @@ void bm_stream_channel(benchmark::State& state) {
       benchmark::DoNotOptimize(m.body[0]);
       e.release();
       if (kind == frame_kind::shutdown) return 0;
-      if (++seen % stream_batch == 0 && e.send(frame_kind::heartbeat, seen, {}, forever) != ring_status::ok) return 3;
+      if (++seen % stream_batch == 0) {
+        if (e.send(frame_kind::heartbeat, seen, {}, forever) != ring_status::ok) return 3;
+        e.flush();
+      }
     }
   });
   auto e = ch.parent_end();
+  e.set_batching(batched);
   const std::vector<std::byte> msg(stream_msg, std::byte{0x33});
   std::uint64_t id = 0;
   for (auto _ : state) {
     for (std::size_t i = 0; i < stream_batch; ++i) {
       if (e.send(frame_kind::request, ++id, as_span(msg), forever) != ring_status::ok) die("stream send");
     }
+    e.flush();
     message m;  // the child's ack: it has consumed the whole batch
     if (e.receive(m, forever) != ring_status::ok || m.id != id) die("stream ack");
     e.release();
   }
   (void)e.send(frame_kind::shutdown, 0, {}, 10s);
+  e.flush();
   child.wait(&state);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * stream_batch));
 }
+
+void bm_stream_channel(benchmark::State& state) { stream_channel(state, false); }
+// The same with batched publication on both sides (ring_writer/ring_reader::set_batching).
+void bm_stream_channel_batched(benchmark::State& state) { stream_channel(state, true); }
 
 // The reader reads as much as is there (up to 64 KiB a call): generous to the baseline; the
 // writer makes one write() per message, as a message-at-a-time sender must.
@@ -505,6 +516,7 @@ BENCHMARK(bm_rt_pipe)->Name("rt/pipe")->Arg(64)->Arg(4096)->Arg(65536)->UseRealT
 BENCHMARK(bm_rt_socketpair)->Name("rt/socketpair")->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime();
 BENCHMARK(bm_rt_message_queue)->Name("rt/message_queue")->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime();
 BENCHMARK(bm_stream_channel)->Name("stream64/channel")->UseRealTime();
+BENCHMARK(bm_stream_channel_batched)->Name("stream64/channel_batched")->UseRealTime();
 BENCHMARK(bm_stream_pipe)->Name("stream64/pipe")->UseRealTime();
 BENCHMARK(bm_stream_socketpair)->Name("stream64/socketpair")->UseRealTime();
 BENCHMARK(bm_spin_bound)->Name("spin_bound")->Arg(0)->Arg(20'000)->Arg(200'000)->Iterations(200)->Repetitions(1);

@@ -88,6 +88,10 @@ std::chrono::nanoseconds remaining(clock::time_point deadline, bool forever) {
 
 }  // namespace
 
+// Batching publishes every 4 KiB (or quarter ring, if smaller): one fence per ~50 small frames,
+// while the peer still gets work (or space) often enough to run in parallel.
+static std::uint64_t batch_bytes(std::uint64_t capacity) { return std::min<std::uint64_t>(capacity / 4, 4096); }
+
 const char* to_string(ring_status s) noexcept {
   switch (s) {
     case ring_status::ok: return "ok";
@@ -174,6 +178,7 @@ ring_writer::ring_writer(void* mem, std::size_t bytes, wakeup self, wakeup peer)
   capacity_ = cap;
   // relaxed: attach happens before any concurrent use (fork/exec orders it); validated anyway.
   head_ = h_->head.load(std::memory_order_relaxed);
+  published_ = head_;
   // relaxed: as above.
   cached_tail_ = h_->tail.load(std::memory_order_relaxed);
   if (head_ % 8 != 0 || cached_tail_ % 8 != 0 || cached_tail_ > head_ || head_ - cached_tail_ > capacity_)
@@ -200,7 +205,9 @@ bool ring_writer::has_room(std::uint64_t need) {
   // Unsigned arithmetic is exact here: head_ - cached_tail_ <= capacity_ is an invariant.
   if (head_ - cached_tail_ + need <= capacity_) return true;
   if (!refresh_tail()) return false;
-  return head_ - cached_tail_ + need <= capacity_;
+  if (head_ - cached_tail_ + need <= capacity_) return true;
+  flush();  // full while batching: let the reader drain what we wrote
+  return false;
 }
 
 std::uint64_t ring_writer::bytes_needed(std::size_t payload) const noexcept {
@@ -242,10 +249,25 @@ void ring_writer::commit(std::uint32_t tag, std::size_t used) {
   reserving_ = false;
   store_word(data_ + reserved_at_, make_header(static_cast<std::uint32_t>(used), tag));
   head_ += frame_header_size + align8(used);
-  publish();
+  committed();
+}
+
+void ring_writer::committed() {
+  // Batching: publish once batch_bytes() wait, so the reader never starves for long.
+  if (!batching_ || head_ - published_ >= batch_bytes(capacity_)) publish();
+}
+
+void ring_writer::set_batching(bool on) {
+  if (!on) flush();
+  batching_ = on;
+}
+
+void ring_writer::flush() {
+  if (head_ != published_) publish();
 }
 
 void ring_writer::publish() {
+  published_ = head_;
   // release: makes the frame bytes (and any padding) visible before the new head; pairs with the
   // consumer's acquire-load of head in try_read().
   h_->head.store(head_, std::memory_order_release);
@@ -274,6 +296,7 @@ ring_status ring_writer::try_write(std::uint32_t tag, std::span<const std::byte>
 }
 
 bool ring_writer::arm_space_wakeup(std::size_t need_payload) {
+  flush();
   // Never arm for what can never fit (it would sleep forever) or on a corrupt ring.
   if (corrupt() || need_payload > max_payload()) return false;
   const std::uint64_t need = bytes_needed(need_payload);
@@ -328,6 +351,7 @@ ring_reader::ring_reader(void* mem, std::size_t bytes, wakeup self, wakeup peer)
   capacity_ = cap;
   // relaxed: attach happens before any concurrent use (fork/exec orders it); validated anyway.
   tail_ = h_->tail.load(std::memory_order_relaxed);
+  released_ = tail_;
   cached_head_ = tail_;
   if (tail_ % 8 != 0) error_ = "ring: consumer position " + std::to_string(tail_) + " is not 8-byte aligned at attach";
 }
@@ -353,7 +377,10 @@ ring_status ring_reader::try_read(frame_view& frame) {
       return fail("ring: producer position " + std::to_string(h) + " is impossible (consumer at " +
                   std::to_string(tail_) + ", capacity " + std::to_string(capacity_) + ")");
     cached_head_ = h;
-    if (h == tail_) return ring_status::empty;
+    if (h == tail_) {
+      if (batching_) flush();  // about to go idle: give the producer its space now
+      return ring_status::empty;
+    }
   }
   // Invariants here: tail_ % 8 == 0 and 0 < cached_head_ - tail_ <= capacity_, so every offset
   // below is 8-aligned and inside the data area.
@@ -393,8 +420,20 @@ void ring_reader::pop() {
   if (pending_ == 0) return;
   tail_ += pending_;
   pending_ = 0;
-  // release: our reads of the frame happen before the producer may overwrite it; pairs with the
-  // producer's acquire-load of tail in refresh_tail().
+  // Batching: hand space back once batch_bytes() are consumed (or on flush / empty).
+  if (!batching_ || tail_ - released_ >= batch_bytes(capacity_)) flush();
+}
+
+void ring_reader::set_batching(bool on) {
+  if (!on) flush();
+  batching_ = on;
+}
+
+void ring_reader::flush() {
+  if (tail_ == released_) return;
+  released_ = tail_;
+  // release: our reads of the frames happen before the producer may overwrite them; pairs with
+  // the producer's acquire-load of tail in refresh_tail().
   h_->tail.store(tail_, std::memory_order_release);
   // seq_cst fence: orders the tail store before the load of writer_sleeping; pairs with the
   // producer's fence in arm_space_wakeup().
@@ -403,6 +442,7 @@ void ring_reader::pop() {
 }
 
 bool ring_reader::arm_wakeup() {
+  flush();
   if (corrupt()) return false;
   // relaxed store + seq_cst fence: pairs with the producer's fence in publish() (Dekker: either
   // we see its new head below, or it sees our flag and wakes us).

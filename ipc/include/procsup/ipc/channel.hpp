@@ -110,6 +110,18 @@ class endpoint {
 
   // Spin budget of the blocking calls (defaults to channel_options::spin). This side only.
   void set_spin(shm::spin_policy spin) noexcept { spin_ = spin; }
+
+  // Streaming: publish sent frames and hand back consumed space in batches (one release-store and
+  // one fence per batch instead of per frame; see ring_writer::set_batching). flush() publishes
+  // now. The rings also flush by themselves when full, empty, a quarter full, or before sleeping.
+  void set_batching(bool on) {
+    out_.set_batching(on);
+    in_.set_batching(on);
+  }
+  void flush() {
+    out_.flush();
+    in_.flush();
+  }
   shm::spin_policy spin() const noexcept { return spin_; }
 
   // Corruption seen on either ring (or a bad frame); sticky.

@@ -155,6 +155,14 @@ class ring_writer {
   // wait for the eventfd); returns false (and un-marks) if the space is there now.
   bool arm_space_wakeup(std::size_t need_payload);
 
+  // Batching (streaming): while on, commits do not publish `head` one by one; flush() publishes
+  // every frame written so far with one release-store and one fence. The writer also publishes by
+  // itself when 4 KiB (or a quarter ring) is unpublished, when the ring is full, and before it sleeps
+  // for space; otherwise frames stay invisible until flush(): call it before waiting for the
+  // reader in any other way. Off by default.
+  void set_batching(bool on);
+  void flush();
+
   // Free bytes now (re-reads the consumer position). A frame of n payload bytes needs
   // frame_header_size + n rounded up to 8, plus the padding to the end when it would wrap.
   std::size_t free_bytes();
@@ -167,9 +175,12 @@ class ring_writer {
   bool has_room(std::uint64_t need);
   std::uint64_t bytes_needed(std::size_t payload) const noexcept;
   void publish();
+  void committed();
 
   ring_header* h_ = nullptr;
   std::byte* data_ = nullptr;
+  bool batching_ = false;
+  std::uint64_t published_ = 0;  // head as last published
   std::uint64_t capacity_ = 0;
   std::uint64_t head_ = 0;         // our position (private copy; the shared one is only published)
   std::uint64_t cached_tail_ = 0;  // last validated consumer position
@@ -194,6 +205,12 @@ class ring_reader {
   // Releases the frame returned by the last try_read to the producer (and wakes it if it sleeps).
   void pop();
 
+  // Batching (streaming): while on, pop() hands space back to the producer only every 4 KiB
+  // (or quarter ring), when the ring is found empty, before sleeping, and on flush(): one release-store and
+  // one fence for many frames. Off by default.
+  void set_batching(bool on);
+  void flush();
+
   // Blocking read: spins, then sleeps on its futex word until a frame arrives or `timeout`
   // passes (negative: forever). Same contract as try_read otherwise.
   ring_status read(frame_view& frame, std::chrono::nanoseconds timeout, spin_policy spin = {});
@@ -217,6 +234,8 @@ class ring_reader {
   std::uint64_t tail_ = 0;         // our position (private copy)
   std::uint64_t cached_head_ = 0;  // last validated producer position
   std::uint64_t pending_ = 0;      // bytes the frame being looked at occupies (pop adds them)
+  bool batching_ = false;
+  std::uint64_t released_ = 0;     // tail as last published
   wakeup self_{}, peer_{};
   std::string error_;
 };
