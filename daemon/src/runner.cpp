@@ -392,6 +392,7 @@ class daemon_runner {
     std::vector<std::string> gone = plan.removed;
     gone.insert(gone.end(), plan.changed.begin(), plan.changed.end());
 
+    log_event(spdlog::level::info, "reload accepted", {{"changes", plan.summary()}});
     reloading_ = true;
     auto left = std::make_shared<std::size_t>(to_remove.size() + 1);
     auto step = [this, left, grow, fresh = std::move(fresh), gone = std::move(gone), summary = plan.summary()] {
@@ -425,7 +426,6 @@ class daemon_runner {
       if (!sup_->remove_child(id, forget)) forget();
     }
     step();  // the "+ 1": nothing to stop, or every stop already done
-    log_event(spdlog::level::info, "reload accepted", {{"changes", plan.summary()}});
     json reply = {{"ok", true},           {"message", "reload: " + plan.summary()},
                   {"added", plan.added},  {"removed", plan.removed},
                   {"changed", plan.changed}, {"resized", plan.resized},
