@@ -1,0 +1,102 @@
+// Black-box: what a program started by the real procsup inherits. Exactly fds 0, 1, 2 (procsup
+// holds a signalfd, an epoll fd, the control socket, other programs' output pipes and, during
+// `ctl restart`, a client connection), an empty signal mask and no ignored signals (procsup
+// blocks signals itself), and its stdout/stderr lines in procsup's log prefixed with its name.
+#include <gtest/gtest.h>
+
+#include "helpers/program_harness.hpp"
+
+namespace {
+
+using namespace procsup::testing;
+
+class program_child_env : public program_test {};
+
+// Waits for the next stdout line of program `id` after line `from`; returns its text (without
+// the "[id] " prefix) and moves `from` past it.
+std::string next_output(procsup_process& p, const std::string& id, std::size_t& from) {
+  std::string text;
+  const std::string prefix = "[" + id + "] ";
+  auto idx = p.wait_line(
+      [&](const std::string& line) {
+        json j = procsup_process::parse(line);
+        if (!j.is_object() || j.value("program", "") != id || j.value("stream", "") != "stdout") return false;
+        const std::string msg = j.value("msg", "");
+        if (msg.rfind(prefix, 0) != 0) return false;
+        text = msg.substr(prefix.size());
+        return true;
+      },
+      prefix + "<output>", from);
+  if (idx) from = *idx + 1;
+  return text;
+}
+
+TEST_F(program_child_env, programs_inherit_only_fds_0_1_2_and_a_clean_signal_mask) {
+  const auto tag = unique_tag("env");
+  // "busy" starts first, so procsup holds its output pipes when the others are launched.
+  const auto cfg = dir_.write_config(
+      "[[program]]\nname = \"busy\"\ncommand = " + toml_argv({test_target, "print-pid-then-sleep", tag}) +
+      "\n\n[[program]]\nname = \"fds\"\ninstances = 2\ncommand = " + toml_argv({test_target, "list-fds", tag}) +
+      "\n\n[[program]]\nname = \"mask\"\ncommand = " + toml_argv({test_target, "sigmask", tag}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+
+  for (const char* id : {"fds:0", "fds:1"}) {
+    std::size_t from = 0;
+    EXPECT_EQ(next_output(p, id, from), "0 1 2") << id;
+  }
+  {
+    std::size_t from = 0;
+    const std::string blk = next_output(p, "mask", from);
+    const std::string ign = next_output(p, "mask", from);
+    EXPECT_EQ(blk, "SigBlk:\t0000000000000000");
+    EXPECT_EQ(ign, "SigIgn:\t0000000000000000");
+  }
+
+  // Launched again while procsup serves a control connection (the restart happens inside the
+  // request): that connection's fd must not leak either.
+  std::size_t from = p.lines().size();
+  const auto r = ctl(dir_.socket(), {"restart", "fds:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(next_output(p, "fds:1", from), "0 1 2");
+
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+  EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
+}
+
+TEST_F(program_child_env, program_output_lines_appear_in_the_log_prefixed_with_the_name) {
+  const auto cfg = dir_.write_config(
+      "[[program]]\nname = \"talker\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2; printf 'no newline at the end'"}) +
+      "\n\n[[program]]\nname = \"greeter\"\nenv = { GREETING = \"hello from env\" }\ncommand = " +
+      toml_argv({test_target, "echo-env", "GREETING"}) + "\n");
+
+  {  // JSON log: the message carries the prefix, fields say which program and stream.
+    procsup_process p({"--log-format", "json", "run", cfg});
+    auto out = p.wait_event("[talker] to-stdout");
+    auto err = p.wait_event("[talker] to-stderr");
+    auto partial = p.wait_event("[talker] no newline at the end");
+    auto env = p.wait_event("[greeter] hello from env");
+    ASSERT_TRUE(out && err && partial && env);
+    EXPECT_EQ(out->value("program", ""), "talker");
+    EXPECT_EQ(out->value("stream", ""), "stdout");
+    EXPECT_EQ(err->value("program", ""), "talker");
+    EXPECT_EQ(err->value("stream", ""), "stderr");
+    EXPECT_EQ(env->value("stream", ""), "stdout");
+    p.kill(SIGTERM);
+    EXPECT_EQ(p.wait_exit(), 0) << p.output();
+  }
+  {  // Text log (a terminal's): the same lines, readable.
+    procsup_process p({"run", cfg});
+    auto has = [](const std::string& text) {
+      return [text](const std::string& line) { return line.find(text) != std::string::npos; };
+    };
+    EXPECT_TRUE(p.wait_line(has("[talker] to-stdout"), "[talker] to-stdout"));
+    EXPECT_TRUE(p.wait_line(has("[talker] to-stderr"), "[talker] to-stderr"));
+    EXPECT_TRUE(p.wait_line(has("[greeter] hello from env"), "[greeter] hello from env"));
+    p.kill(SIGTERM);
+    EXPECT_EQ(p.wait_exit(), 0) << p.output();
+  }
+}
+
+}  // namespace
