@@ -2,6 +2,8 @@
 // waits over two shm rings. The rings validate positions and lengths; we validate kinds and ids.
 #include "procsup/ipc/channel.hpp"
 
+#include <sys/mman.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -303,6 +305,11 @@ endpoint channel::child_end() {
   if (!region_.data()) throw std::logic_error("ipc::channel::child_end on an empty channel");
   return endpoint(ring_at(to_parent_offset(capacity_)), ring_at(to_child_offset), shm::ring_bytes(capacity_),
                   shm::wakeup::futex(), shm::wakeup::event(eventfd_.get()), spin_);
+}
+
+void channel::seal_in_parent() noexcept {
+  if (region_.data() != nullptr) ::madvise(region_.data(), region_.size(), MADV_DONTFORK);
+  region_.close_fd();
 }
 
 }  // namespace procsup::ipc

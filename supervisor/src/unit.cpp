@@ -171,6 +171,8 @@ void unit::launch() {
     started_mono_ = std::chrono::steady_clock::now();
     if (chan) {
       chan_ = std::move(chan);
+      // A forked child has its mapping; an exec'd one has its own copy of the memfd.
+      chan_->seal_in_parent();
       ep_ = chan_->parent_end();
       ep_valid_ = true;
       next_id_ = 1;
@@ -324,7 +326,9 @@ void unit::drain_locked() {
           }
           // An error frame means handle() threw and the instance is on its way out: sends from
           // now on wait for the next instance instead of going to the dying one.
-          if (m.kind == ipc::frame_kind::error && state_ == process_state::running) state_ = process_state::starting;
+          if (m.kind == ipc::frame_kind::error && state_ == process_state::running && on_end &&
+              strategy_ == strategy::restart)
+            state_ = process_state::starting;
         }
         if (st) {
           if (m.kind == ipc::frame_kind::reply) {

@@ -173,6 +173,10 @@ class channel {
   endpoint child_end();
 
   int memfd() const noexcept { return region_.fd(); }           // to dup2 into an exec'd child
+  // Parent, after its child has the channel: keep the mapping out of later forks (a supervisor
+  // with many children would otherwise copy every sibling's mapping into each new child, and the
+  // fork gets slower with every child) and close the memfd (the mapping stays valid).
+  void seal_in_parent() noexcept;
   int parent_eventfd() const noexcept { return eventfd_.get(); }  // likewise
   std::size_t ring_capacity() const noexcept { return capacity_; }
 
