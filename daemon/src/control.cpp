@@ -136,6 +136,24 @@ void control_server::on_writable(int fd) {
   flush(fd, it->second);
 }
 
+bool control_server::push(int fd, const nlohmann::json& message) noexcept {
+  const auto it = connections_.find(fd);
+  if (it == connections_.end() || it->second.eof) return false;
+  connection& c = it->second;
+  try {
+    c.out += dump_line(message);
+  } catch (...) {  // bad_alloc: treat like a peer that cannot keep up
+    close_connection(fd);
+    return false;
+  }
+  if (c.out.size() > max_pending_push) {
+    close_connection(fd);
+    return false;
+  }
+  flush(fd, c);
+  return connections_.count(fd) != 0;
+}
+
 void control_server::accept_all() {
   for (;;) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -261,17 +279,17 @@ void control_server::close_connection(int fd) {
   ::close(fd);
 }
 
-std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
-                                                            std::chrono::milliseconds timeout) {
+namespace {
+
+// Connects to `path` (send / receive timeouts `timeout`) and sends `request` as one line. The fd
+// is the caller's to close.
+std::variant<int, control_error> connect_and_send(const std::string& path, const nlohmann::json& request,
+                                                  std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   if (!make_address(path, addr))
     return control_error{ENAMETOOLONG, "cannot connect to " + path + ": path empty or longer than 107 bytes"};
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return control_error{errno, "cannot create a socket for " + path + ": " + errno_text(errno)};
-  struct closer {
-    int fd;
-    ~closer() { ::close(fd); }
-  } guard{fd};
 
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
@@ -285,6 +303,7 @@ std::variant<nlohmann::json, control_error> control_request(const std::string& p
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     const int e = errno;
+    ::close(fd);
     return control_error{e, "cannot connect to " + path + ": " + errno_text(e) + " \u2014 is procsup running?"};
   }
 
@@ -299,6 +318,22 @@ std::variant<nlohmann::json, control_error> control_request(const std::string& p
     }
     sent += static_cast<std::size_t>(n);
   }
+  return fd;
+}
+
+struct fd_closer {
+  int fd;
+  ~fd_closer() { ::close(fd); }
+};
+
+}  // namespace
+
+std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
+                                                            std::chrono::milliseconds timeout) {
+  auto connected = connect_and_send(path, request, timeout);
+  if (auto* err = std::get_if<control_error>(&connected)) return std::move(*err);
+  const int fd = std::get<int>(connected);
+  fd_closer guard{fd};
 
   std::string reply;
   char buf[16384];
@@ -322,6 +357,43 @@ std::variant<nlohmann::json, control_error> control_request(const std::string& p
   auto parsed = nlohmann::json::parse(reply, nullptr, false);
   if (parsed.is_discarded()) return control_error{EPROTO, path + ": the reply is not JSON"};
   return parsed;
+}
+
+std::optional<control_error> control_stream(const std::string& path, const nlohmann::json& request,
+                                            const std::function<bool(const nlohmann::json&)>& on_line,
+                                            std::chrono::milliseconds timeout) {
+  auto connected = connect_and_send(path, request, timeout);
+  if (auto* err = std::get_if<control_error>(&connected)) return std::move(*err);
+  const int fd = std::get<int>(connected);
+  fd_closer guard{fd};
+
+  std::string pending;
+  bool first = true;
+  char buf[16384];
+  for (;;) {
+    std::size_t newline;
+    while ((newline = pending.find('\n')) != std::string::npos) {
+      auto parsed = nlohmann::json::parse(pending.substr(0, newline), nullptr, false);
+      pending.erase(0, newline + 1);
+      if (parsed.is_discarded()) return control_error{EPROTO, path + ": a reply line is not JSON"};
+      if (first) {
+        first = false;
+        const timeval forever{};  // after the reply, a follow waits as long as it takes
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
+      }
+      if (!on_line(parsed)) return std::nullopt;
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
+    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
+    if (n == 0) {
+      if (first) return control_error{ECONNRESET, path + ": procsup closed the connection without a reply"};
+      return std::nullopt;
+    }
+    pending.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 std::string format_uptime(double seconds) {

@@ -2,7 +2,7 @@
 //   procsup [--log-format text|json] [--log-level LEVEL] run [CONFIG]
 //   procsup check CONFIG
 //   procsup ctl [--socket PATH | --config CONFIG] [--json] status [--json] | start NAME | stop NAME
-//               | restart NAME | signal NAME SIG | shutdown | reload | send NAME JSON
+//               | restart NAME | signal NAME SIG | logs NAME [-n N] [-f] | shutdown | reload | send NAME JSON
 // Exit codes: procsup/daemon/exit_codes.hpp.
 #include <CLI/CLI.hpp>
 
@@ -83,6 +83,8 @@ struct ctl_options {
   bool json = false;
   std::string name;
   std::string signal;
+  int lines = 50;       // logs -n
+  bool follow = false;  // logs -f
   std::string body;  // send: the request, JSON text
 };
 
@@ -95,7 +97,53 @@ std::string socket_path(const ctl_options& o) {
   return default_socket;
 }
 
+// `ctl logs NAME [-n N] [-f]`: the last N lines, then (-f) every new one until Ctrl-C. Lines are
+// prefixed with "[instance] " when NAME has several instances; --json prints the protocol's
+// objects, one per line.
+int run_ctl_logs(const ctl_options& o) {
+  const nlohmann::json request = {{"cmd", "logs"}, {"name", o.name}, {"lines", o.lines}, {"follow", o.follow}};
+  bool prefix = false;
+  bool first = true;
+  int rc = pd::exit_codes::clean;
+  auto print = [&](const nlohmann::json& line) {
+    if (o.json) {
+      std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      if (prefix) std::cout << "[" << line.value("id", "") << "] ";
+      std::cout << line.value("line", "") << "\n";
+    }
+  };
+  const auto err = pd::control_stream(socket_path(o), request, [&](const nlohmann::json& reply) {
+    if (first) {
+      first = false;
+      if (!reply.is_object() || !reply.value("ok", false)) {
+        std::cerr << "procsup ctl logs: "
+                  << (reply.is_object() && reply.contains("error") ? reply["error"].dump() : reply.dump()) << "\n";
+        rc = pd::exit_codes::internal_error;
+        return false;
+      }
+      prefix = reply.value("instances", nlohmann::json::array()).size() > 1;
+      for (const auto& line : reply.value("lines", nlohmann::json::array())) print(line);
+      std::cout.flush();
+      return o.follow;
+    }
+    print(reply);
+    std::cout.flush();  // -f: each line as it comes
+    return true;
+  });
+  if (err) {
+    std::cerr << "procsup ctl: " << err->message << "\n";
+    return pd::exit_codes::internal_error;
+  }
+  if (o.follow && rc == pd::exit_codes::clean) {
+    std::cerr << "procsup ctl logs: procsup closed the connection\n";
+    return pd::exit_codes::internal_error;
+  }
+  return rc;
+}
+
 int run_ctl(const std::string& cmd, const ctl_options& o) {
+  if (cmd == "logs") return run_ctl_logs(o);
   nlohmann::json request = {{"cmd", cmd}};
   if (!o.name.empty()) request["name"] = o.name;
   if (cmd == "signal") {
@@ -180,6 +228,11 @@ int main(int argc, char** argv) {
   auto* signal = ctl->add_subcommand("signal", "send a signal to a program's process groups");
   signal->add_option("NAME", ctl_opts.name, "program name")->required();
   signal->add_option("SIG", ctl_opts.signal, "signal, e.g. HUP")->required();
+  auto* logs = ctl->add_subcommand("logs", "print a program's recent output (-f: and follow it)");
+  logs->add_option("NAME", ctl_opts.name, "program name, or name:instance")->required();
+  logs->add_option("-n,--lines", ctl_opts.lines, "how many of the last lines (default 50)")->check(CLI::NonNegativeNumber);
+  logs->add_flag("-f,--follow", ctl_opts.follow, "keep printing new lines until Ctrl-C");
+  logs->add_flag("--json", ctl_opts.json, "one JSON object per line");
   ctl->add_subcommand("shutdown", "stop every program and exit");
   ctl->add_subcommand("reload", "re-read the config file and apply the difference (as SIGHUP)");
   auto* send = ctl->add_subcommand("send", "send one JSON request to a protocol worker and print its reply");

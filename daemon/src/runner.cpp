@@ -66,6 +66,8 @@ std::vector<pid_t> our_children() {
 class daemon_runner {
  public:
   daemon_runner(const config& cfg, const run_options& opt) : cfg_(cfg), opt_(opt) {}
+  // Control connections close (hooks.removed) while output_ still exists, also when run() throws.
+  ~daemon_runner() { ctl_.reset(); }
 
   int run(const sigset_t& signals) {
     if (::getpid() != 1) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -133,7 +135,10 @@ class daemon_runner {
       });
     };
     hooks.output = [this](int fd, bool writable) { loop_.modify(fd, EPOLLIN | (writable ? EPOLLOUT : 0u)); };
-    hooks.removed = [this](int fd) { loop_.unwatch(fd); };
+    hooks.removed = [this](int fd) {
+      output_.unfollow(fd);  // a `ctl logs -f` on that connection ends (before the fd is reused)
+      loop_.unwatch(fd);
+    };
     auto r = control_server::open(cfg_.supervisor.socket, [this](const json& req) { return handle(req); }, hooks);
     if (auto* err = std::get_if<control_error>(&r)) {
       log_event(spdlog::level::err, "cannot open the control socket", {{"error", err->message}});
@@ -291,6 +296,13 @@ class daemon_runner {
   json handle(const json& req) {
     const std::string cmd = req.value("cmd", "");
     if (cmd == "status") return {{"ok", true}, {"instances", status()}};
+    if (cmd == "logs") {
+      const std::string name = req.value("name", "");
+      auto ids = match(name);
+      if (ids.empty()) return {{"ok", false}, {"error", "no program or instance named \"" + name + "\""}};
+      return output_.logs_command(req, ids, ctl_->current_connection(),
+                                  [this](int fd, const json& line) { return ctl_ && ctl_->push(fd, line); });
+    }
     if (cmd == "shutdown") {
       loop_.post([this] { begin_shutdown(exit_codes::clean); });
       return {{"ok", true}};

@@ -3,8 +3,10 @@
 // own); the client is what `procsup ctl` uses.
 //
 // Requests: {"cmd":"status"}, {"cmd":"start","name":"api"}, {"cmd":"stop",...},
-// {"cmd":"restart",...}, {"cmd":"signal","name":"api","signal":"HUP"}, {"cmd":"shutdown"}, later
-// "logs", "reload", "send". Replies: {"ok":true,...} or {"ok":false,"error":"..."}.
+// {"cmd":"restart",...}, {"cmd":"signal","name":"api","signal":"HUP"}, {"cmd":"shutdown"},
+// {"cmd":"logs","name":"api","lines":50,"follow":false}, later "reload", "send". Replies:
+// {"ok":true,...} or {"ok":false,"error":"..."}; a followed `logs` then streams one JSON object
+// per output line on the same connection until the client closes it.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -71,9 +74,21 @@ class control_server {
   deferred defer();
   void complete(const deferred& d, const nlohmann::json& reply);
 
+  // While the handler runs: the fd of the connection whose request it handles; -1 otherwise.
+  // With push(), a handler can keep streaming to its peer (`ctl logs -f`); hooks.removed tells
+  // when that connection is gone (before its fd can be reused).
+  int current_connection() const noexcept { return serving_fd_; }
+  // Queues `message` as one unsolicited JSON line on connection `fd` and sends what the socket
+  // takes now (the rest when it is writable, as for replies). Loop thread. Returns false when fd
+  // is not an open connection, its peer has closed, or it was closed now because more than
+  // max_pending_push bytes were waiting (a follower that does not read is dropped, it never
+  // grows procsup's memory). Never throws.
+  bool push(int fd, const nlohmann::json& message) noexcept;
+
   static constexpr std::size_t max_line = 1 << 20;        // longer requests: error + close
   static constexpr std::size_t max_connections = 64;      // more peers: error + close
   static constexpr std::size_t max_pending_output = 64 << 20;  // a peer that never reads: close
+  static constexpr std::size_t max_pending_push = 4 << 20;     // push() to a slow peer: close
 
  private:
   struct connection {
@@ -107,6 +122,14 @@ class control_server {
 // — is procsup running?".
 std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
                                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Client of a streaming command (`logs` with "follow"): sends `request`, then calls on_line with
+// each reply line as it arrives (the first is the command's reply, within `timeout`; later ones
+// may take as long as they take) until on_line returns false, the server closes the connection
+// (nullopt), or an error (returned).
+std::optional<control_error> control_stream(const std::string& path, const nlohmann::json& request,
+                                            const std::function<bool(const nlohmann::json&)>& on_line,
+                                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // The human `ctl status` table (like supervisorctl's) from the status reply's array of
 // {name, instance, pid, state, restarts, uptime_s, last_exit}. Columns: NAME STATE PID UPTIME
