@@ -80,6 +80,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     strategy strat = strategy::restart;
     bool restart_on_exit = false;
     std::optional<backoff_policy> backoff;
+    std::string stop_group;  // children of one group are stopped together (see stop_sequence)
     int consecutive = 0;
     event_loop::timer_id restart_timer = 0;
     steady::time_point started{};
@@ -140,7 +141,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   }
 
   void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit,
-             std::optional<backoff_policy> backoff = std::nullopt) {
+             std::optional<backoff_policy> backoff = std::nullopt, std::string stop_group = {}) {
     u->set_strategy(s);
     std::weak_ptr<supervisor_core> weak = weak_from_this();
     u->emit = [weak](const lifecycle_event& e) {
@@ -158,6 +159,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     c.strat = s;
     c.restart_on_exit = restart_on_exit;
     c.backoff = backoff;
+    c.stop_group = std::move(stop_group);
     c.started = steady::now();
     children.push_back(std::move(c));
   }
@@ -271,19 +273,31 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   }
 
   // Stops children[idx[k..]] one after the other, then calls done.
+  // Stops children[idx[k..]] one after the other (the next once the previous is reaped), then
+  // calls done. Neighbours in idx that share a stop group (the instances of one program) are
+  // stopped together: they do not depend on each other.
   void stop_sequence(std::vector<std::size_t> idx, std::size_t k, std::function<void()> done, bool restarting) {
     if (k == idx.size()) {
       done();
       return;
     }
-    auto& c = children[idx[k]];
+    std::size_t end = k + 1;
+    const std::string& group = children[idx[k]].stop_group;
+    if (!group.empty())
+      while (end < idx.size() && children[idx[end]].stop_group == group) ++end;
     auto self = shared_from_this();
-    auto next = [self, idx, k, done, restarting] { self->stop_sequence(idx, k + 1, done, restarting); };
-    if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-    if (c.u) {
-      c.u->request_stop(next, restarting);
-    } else {
-      c.sub->stop_all(next);
+    auto left = std::make_shared<std::size_t>(end - k);
+    auto next = [self, idx, end, done, restarting, left] {
+      if (--*left == 0) self->stop_sequence(idx, end, done, restarting);
+    };
+    for (std::size_t j = k; j < end; ++j) {
+      auto& c = children[idx[j]];
+      if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
+      if (c.u) {
+        c.u->request_stop(next, restarting);
+      } else {
+        c.sub->stop_all(next);
+      }
     }
   }
 
@@ -449,7 +463,7 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   std::promise<std::string> started;
   auto f = started.get_future();
   core_->loop.call([&] {
-    core->adopt(u, s, o.restart_on_exit, o.backoff);
+    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group);
     if (wait) u->when_started([&started](const std::string& err) { started.set_value(err); });
     u->launch();
   });

@@ -504,8 +504,9 @@ void unit::signal(int sig) {
   pid_t pid = this->pid();
   if (pid == 0) return;
   // The child leads its own process group (setsid): the group takes grandchildren along.
-  if (spec_.setup.new_session) ::kill(-pid, sig);
-  ::kill(pid, sig);
+  // Once: a process gets a signal sent to its group and to itself twice when both are pending
+  // at different times. The child itself if it left the group.
+  if (!spec_.setup.new_session || ::kill(-pid, sig) != 0) ::kill(pid, sig);
 }
 
 std::string unit::exit_cause(int status) const {

@@ -41,6 +41,9 @@ struct program_options {
   std::vector<int> success_codes{0};   // exits that count as clean
   bool restart_on_exit = false;        // restart after a clean exit too
   std::optional<backoff_policy> backoff;  // this program's restart backoff (default: the supervisor's)
+  // Children are stopped one by one in reverse start order; consecutive children with the same
+  // non-empty stop_group (e.g. the instances of one program) are stopped together.
+  std::string stop_group;
   // The program links the worker runtime and speaks the channel (ready = "protocol").
   bool protocol = false;
   std::chrono::milliseconds ready_timeout{30'000};
