@@ -179,6 +179,7 @@ class daemon_runner {
     o.stop_timeout = p.stop_timeout;
     o.success_codes = p.success_codes;
     o.restart_on_exit = p.restart_on_exit;
+    o.stop_group = p.name;  // a program's instances stop together
     o.backoff = backoff_policy{p.backoff.initial, std::max(p.backoff.initial, std::chrono::milliseconds(100)),
                                p.backoff.max, std::chrono::milliseconds(10'000)};
     o.protocol = p.ready == readiness::protocol;
