@@ -113,12 +113,20 @@ class logs_daemon : public procsup::testing::process_guard_test {
       (void)pd::control_request(socket_, {{"cmd", "shutdown"}}, 10s);
       const auto deadline = steady::now() + generous;
       int status = 0;
-      while (::waitpid(daemon_.pid, &status, WNOHANG) == 0 && steady::now() < deadline) std::this_thread::sleep_for(50ms);
-      if (::kill(daemon_.pid, 0) == 0) {
+      pid_t done = 0;
+      while ((done = ::waitpid(daemon_.pid, &status, WNOHANG)) == 0 && steady::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+      if (done == 0) {
         ADD_FAILURE() << "procsup did not stop after shutdown";
         ::kill(daemon_.pid, SIGKILL);
+        ::waitpid(daemon_.pid, &status, 0);
       }
-      daemon_.wait();
+      // 0 after a clean shutdown (a sanitizer's report would make it non-zero).
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "status " << status << "\n" << read_file(dir_ + "/procsup.err").substr(0, 20000);
+      daemon_.pid = -1;
+      ::close(daemon_.out);
+      daemon_.out = -1;
     }
     fs::remove_all(dir_);
     process_guard_test::TearDown();
