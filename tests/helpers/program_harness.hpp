@@ -113,14 +113,29 @@ inline std::string status_line(pid_t pid, const std::string& key) {
   return "";
 }
 
+// The whole content of a file ("" if it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 // Live (non-zombie) processes whose command line contains `tag`.
 inline std::vector<pid_t> live_processes_tagged(const std::string& tag) {
   std::vector<pid_t> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     const std::string name = e.path().filename();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream f(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string cmd = read_file(e.path() / "cmdline");
     if (cmd.find(tag) == std::string::npos) continue;
     const pid_t pid = std::stoi(name);
     if (process_alive(pid)) out.push_back(pid);

@@ -61,8 +61,7 @@ TEST_F(program_config, invalid_configs_exit_2_with_file_line_and_key_and_start_n
     SCOPED_TRACE(c.name);
     const std::string file = std::string("bad-") + std::to_string(&c - cases.data()) + ".toml";
     const std::string path = dir_.write_config(c.body, c.sup, file);
-    std::ifstream in(path);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = read_file(path);
     const int line = line_of(text, c.at);
     ASSERT_GT(line, 0);
 
