@@ -326,9 +326,9 @@ void unit::drain_locked() {
           }
           // An error frame means handle() threw and the instance is on its way out: sends from
           // now on wait for the next instance instead of going to the dying one.
-          if (m.kind == ipc::frame_kind::error && state_ == process_state::running && on_end &&
-              strategy_ == strategy::restart)
-            state_ = process_state::starting;
+          // (Also without a restart: such sends then fail once its exit is confirmed, naming how
+          // it failed, rather than racing the dying instance.)
+          if (m.kind == ipc::frame_kind::error && state_ == process_state::running) state_ = process_state::starting;
         }
         if (st) {
           if (m.kind == ipc::frame_kind::reply) {
