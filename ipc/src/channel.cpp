@@ -146,6 +146,9 @@ void endpoint::release() { in_.pop(); }
 
 ring_status endpoint::send(frame_kind kind, std::uint64_t id, std::span<const std::byte> body,
                            std::chrono::nanoseconds timeout) {
+  // The common case first, without reading the clock (two clock reads per frame would cost
+  // streaming a fifth of its rate).
+  if (const auto st = try_send(kind, id, body); st != ring_status::full) return st;
   const bool forever = timeout.count() < 0;
   const auto start = clock::now();
   const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
@@ -167,6 +170,7 @@ ring_status endpoint::send(frame_kind kind, std::uint64_t id, std::span<const st
 }
 
 ring_status endpoint::receive(message& m, std::chrono::nanoseconds timeout) {
+  if (const auto st = try_receive(m); st != ring_status::empty) return st;  // as in send()
   const bool forever = timeout.count() < 0;
   const auto start = clock::now();
   const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
