@@ -301,6 +301,17 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     }
   }
 
+  // Starts a new instance of `c` now: a unit launches; a nested supervisor restarts its children.
+  void relaunch(child& c, bool counts_as_restart) {
+    c.started = steady::now();
+    if (c.u) {
+      if (counts_as_restart) c.u->count_restart();
+      c.u->launch();
+    } else {
+      c.sub->restart_all();
+    }
+  }
+
   void schedule_launch(child& c, std::chrono::milliseconds delay, bool counts_as_restart = false) {
     const std::string id = c.id();
     auto self = shared_from_this();
@@ -308,13 +319,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       child* x = self->find(id);
       if (x == nullptr || self->stopped || self->down) return;
       x->restart_timer = 0;
-      x->started = steady::now();
-      if (x->u) {
-        if (counts_as_restart) x->u->count_restart();
-        x->u->launch();
-      } else {
-        x->sub->restart_all();
-      }
+      self->relaunch(*x, counts_as_restart);
     };
     if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
     if (delay.count() <= 0) {
@@ -370,13 +375,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     for (auto& c : children) {
       if (c.removed) continue;
       c.consecutive = 0;
-      c.started = steady::now();
-      if (c.u) {
-        c.u->count_restart();
-        c.u->launch();
-      } else {
-        c.sub->restart_all();
-      }
+      relaunch(c, true);
     }
   }
 
@@ -590,13 +589,7 @@ bool supervisor::restart_child(const std::string& id) {
     auto relaunch = [core, id, on_loop, &done] {
       if (auto* x = core->find(id); x != nullptr && !core->stopped) {
         x->consecutive = 0;
-        x->started = std::chrono::steady_clock::now();
-        if (x->u) {
-          x->u->count_restart();
-          x->u->launch();
-        } else {
-          x->sub->restart_all();
-        }
+        core->relaunch(*x, true);
       }
       if (!on_loop) done.set_value();
     };
