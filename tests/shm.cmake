@@ -6,6 +6,8 @@ if(NOT PROCSUP_FUZZ)
     LIBS procsup::shm TIMEOUT 60)
   procsup_add_test(test_shm_ring_fork SOURCES ${procsup_shm_tests}/integration/test_shm_ring_fork.cpp
     LIBS procsup::shm TIMEOUT 120 LABELS integration)
+  procsup_add_test(test_shm_region_pool SOURCES ${procsup_shm_tests}/integration/test_shm_region_pool.cpp
+    LIBS procsup::shm TIMEOUT 60 LABELS integration)
   procsup_add_test(test_shm_ring_fault
     SOURCES ${procsup_shm_tests}/fault/test_shm_ring_kill.cpp ${procsup_shm_tests}/fault/test_shm_ring_corruption.cpp
     LIBS procsup::shm TIMEOUT 120 LABELS fault)

@@ -222,13 +222,28 @@ std::string endpoint::error() const {
 
 // ---------------------------------------------------------------- channel
 
-channel channel::create(const channel_options& options) {
-  const std::size_t cap = options.ring_capacity;
+namespace {
+void check_capacity(std::size_t cap) {
   if (!valid_capacity(cap))
     throw std::invalid_argument("ipc::channel::create: ring_capacity must be " + std::string(capacity_rule_text) + ", got " +
                                 std::to_string(cap));
+}
+}  // namespace
+
+channel channel::create(const channel_options& options) {
+  check_capacity(options.ring_capacity);
+  return format(shm::shared_region::create(channel_bytes(options.ring_capacity), "procsup-channel"), options);
+}
+
+channel channel::create(const channel_options& options, shm::region_pool& pool) {
+  check_capacity(options.ring_capacity);
+  return format(pool.allocate(channel_bytes(options.ring_capacity)), options);
+}
+
+channel channel::format(shm::shared_region region, const channel_options& options) {
+  const std::size_t cap = options.ring_capacity;
   channel ch;
-  ch.region_ = shm::shared_region::create(channel_bytes(cap), "procsup-channel");
+  ch.region_ = std::move(region);
   ch.eventfd_.reset(sys::check("eventfd", [] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }));
   ch.capacity_ = cap;
   ch.spin_ = options.spin;
@@ -312,7 +327,8 @@ endpoint channel::child_end() {
 }
 
 void channel::seal_in_parent() noexcept {
-  if (region_.data() != nullptr) ::madvise(region_.data(), region_.size(), MADV_DONTFORK);
+  // A pooled region's chunk is kept out of forks from the start.
+  if (region_.data() != nullptr && !region_.pooled()) ::madvise(region_.data(), region_.size(), MADV_DONTFORK);
   region_.close_fd();
 }
 

@@ -4,6 +4,7 @@
 #include "procsup/supervisor/launcher.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,7 +25,7 @@ namespace {
 
 // Child setup steps, in the order the child runs them. The number travels through the error pipe.
 enum class step : std::int32_t {
-  setsid, setrlimit, setgroups, setgid, setuid, prctl, parent_died, chdir, dup2, close_range, exec,
+  setsid, setrlimit, setgroups, setgid, setuid, prctl, parent_died, chdir, dup2, close_range, exec, mmap,
 };
 
 const char* step_name(step s) {
@@ -40,6 +41,7 @@ const char* step_name(step s) {
     case step::dup2: return "dup2";
     case step::close_range: return "close_range";
     case step::exec: return "exec";
+    case step::mmap: return "mmap";
   }
   return "setup";
 }
@@ -56,6 +58,7 @@ struct child_plan {
   int parent_death_signal = 0;
   pid_t parent_pid = 0;
   const std::vector<rlimit_setting>* limits = nullptr;
+  const std::vector<shm::region_source>* maps = nullptr;
   bool set_groups = false;
   const std::vector<gid_t>* groups = nullptr;
   std::optional<gid_t> gid;
@@ -95,6 +98,15 @@ void run_child_setup(const child_plan& p) {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  // Shared memory the child maps itself (a pooled channel), while the fds are still open.
+  for (const shm::region_source& m : *p.maps) {
+    void* at = ::mmap(m.addr, m.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, m.fd, m.offset);
+    if (at == MAP_FAILED) child_fail(p.error_fd, step::mmap, errno);
+    if (at != m.addr) child_fail(p.error_fd, step::mmap, EEXIST);  // a kernel without NOREPLACE
+    // Its own children (a behavior that forks) must not keep it: the slot is reused later.
+    if (::madvise(at, m.size, MADV_DONTFORK) != 0) child_fail(p.error_fd, step::mmap, errno);
+  }
 
   // 2. Own session and process group, so stop/kill can target the whole group.
   if (p.new_session && ::setsid() < 0) child_fail(p.error_fd, step::setsid, errno);
@@ -195,6 +207,7 @@ int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& k
   plan.parent_death_signal = setup.parent_death_signal;
   plan.parent_pid = ::getpid();
   plan.limits = &setup.limits;
+  plan.maps = &setup.maps;
   plan.set_groups = setup.uid.has_value() || setup.gid.has_value() || !setup.groups.empty();
   plan.groups = &setup.groups;
   plan.gid = setup.gid;

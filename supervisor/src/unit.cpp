@@ -26,6 +26,13 @@ inline void cpu_relax() noexcept {
 #endif
 }
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// Every forked child's channel region, process-wide. Never destroyed (regions may be released
+// while statics go away); its chunks are unmapped as soon as they are empty.
+shm::region_pool& channel_pool() {
+  static auto* pool = new shm::region_pool();
+  return *pool;
+}
 }  // namespace
 
 // ---------------------------------------------------------------- reply_state
@@ -126,9 +133,13 @@ void unit::launch() {
   std::optional<ipc::channel> chan;
   std::variant<pid_t, launch_error> r;
   try {
-    if (with_channel) chan = ipc::channel::create(spec_.channel);
+    // A forked child's channel comes from the pool (few mappings in the parent, so forks stay
+    // fast with many children); an exec'd worker gets a memfd of its own.
+    if (with_channel) chan = spec_.body ? ipc::channel::create(spec_.channel, channel_pool()) : ipc::channel::create(spec_.channel);
     if (spec_.body) {
-      // The child keeps the eventfd under its own number (the mapping is inherited by fork).
+      // The child maps its region at the parent's address and keeps the eventfd under its own
+      // number.
+      setup.maps.push_back(chan->region_source());
       setup.fds.emplace_back(chan->parent_eventfd(), chan->parent_eventfd());
       auto* c = &*chan;
       auto* body = &spec_.body;

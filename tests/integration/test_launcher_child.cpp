@@ -3,6 +3,7 @@
 // read to EOF or a waitpid.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,7 +15,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -280,6 +283,50 @@ TEST_F(launcher, launch_fork_runs_the_body_and_exits_with_its_result) {
   const auto failed = launch_fork(bad, [] { return 0; });
   ASSERT_TRUE(std::holds_alternative<launch_error>(failed));
   EXPECT_EQ(std::get<launch_error>(failed).stage, "chdir");
+}
+
+// A pooled region (shm::region_pool) reaches a forked child only through child_setup::maps:
+// mapped at the parent's address, its memfd closed afterwards, and not inherited further.
+TEST_F(launcher, a_forked_child_maps_its_pooled_region_at_the_parents_address) {
+  procsup::shm::region_pool pool(4);
+  auto region = pool.allocate(4096);
+  auto other = pool.allocate(4096);
+  child_setup setup;
+  setup.maps.push_back(region.source());
+  const int chunk_fd = region.source().fd;
+  auto* text = static_cast<char*>(region.data());
+  auto* sibling = static_cast<char*>(other.data());
+  const auto r = launch_fork(setup, [text, sibling, chunk_fd] {
+    std::memcpy(text, "from the child", 15);
+    if (::fcntl(chunk_fd, F_GETFD) != -1) return 1;  // the chunk's memfd is closed
+    if (::msync(sibling, 4096, MS_ASYNC) == 0 || errno != ENOMEM) return 2;  // no sibling
+    // A grandchild (the behavior forks) does not inherit the region.
+    const pid_t g = ::fork();
+    if (g == 0) ::_exit(::msync(text, 4096, MS_ASYNC) != 0 && errno == ENOMEM ? 0 : 1);
+    int st = 0;
+    while (::waitpid(g, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 3;
+  });
+  ASSERT_TRUE(std::holds_alternative<pid_t>(r)) << std::get<launch_error>(r).message;
+  const int status = wait_status(std::get<pid_t>(r));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_STREQ(text, "from the child");
+}
+
+TEST_F(launcher, a_mapping_whose_address_is_taken_fails_the_start_with_stage_mmap) {
+  procsup::shm::region_pool pool(4);
+  auto region = pool.allocate(4096);
+  child_setup setup;
+  auto src = region.source();
+  // An address the child has inherited (this process's own stack page): never replaced.
+  int local = 0;
+  src.addr = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(&local) & ~std::uintptr_t{4095});
+  setup.maps.push_back(src);
+  const auto r = launch_fork(setup, [] { return 0; });
+  ASSERT_TRUE(std::holds_alternative<launch_error>(r));
+  EXPECT_EQ(std::get<launch_error>(r).stage, "mmap");
+  EXPECT_EQ(std::get<launch_error>(r).error, EEXIST);
 }
 
 TEST_F(launcher, bare_names_resolve_against_path) {

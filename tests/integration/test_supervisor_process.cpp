@@ -1,6 +1,8 @@
 // The original design's three test patterns, and exceptions in handle() under each strategy.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -123,6 +125,32 @@ TEST_F(process_patterns, messages_sent_without_waiting_are_handled_in_order) {
   EXPECT_EQ(value_of(a), "first,");
   EXPECT_EQ(value_of(b), "first,second,");
   p.stop();
+}
+
+// Forks stay fast with many children: every forked child's channel is carved from a few pooled
+// mappings instead of adding a mapping each (fork() costs about 1.4 us per mapping of the
+// parent: with 1,000 children every fork took 1.7 ms instead of 0.3 ms).
+struct doubler {
+  int handle(int x) { return 2 * x; }
+};
+
+std::size_t mapping_count() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
+TEST_F(process_patterns, a_hundred_children_add_only_a_few_mappings_to_the_supervising_process) {
+  const std::size_t before = mapping_count();
+  supervisor sup;
+  std::vector<process<int, int>> kids;
+  for (int i = 0; i < 100; ++i) kids.push_back(sup.spawn(doubler{}));
+  const std::size_t during = mapping_count();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(value_of(kids[static_cast<std::size_t>(i)].send(i)), 2 * i);
+  sup.stop();
+  EXPECT_LE(during, before + 8) << "mappings before: " << before << ", with 100 children: " << during;
 }
 
 // ------------------------------------------------------------------ exceptions in handle()

@@ -160,6 +160,10 @@ class channel {
   // an eventfd (EFD_CLOEXEC | EFD_NONBLOCK). Throws std::system_error, or std::invalid_argument
   // for a ring_capacity that is not a power of two in [64, 2^32].
   static channel create(const channel_options& options = {});
+  // The same, with the region carved from `pool` (one mapping for many channels: see
+  // shm::region_pool). For forked children only: memfd() is then -1 and a child maps its region
+  // from region_source() (the launcher's child_setup::maps does that).
+  static channel create(const channel_options& options, shm::region_pool& pool);
 
   // Exec'd child: takes ownership of both fds (also when it throws), maps the memfd, and validates
   // that it is sealed, the channel header (magic, version, sizes, offsets) and both rings. Throws
@@ -173,6 +177,9 @@ class channel {
   endpoint child_end();
 
   int memfd() const noexcept { return region_.fd(); }           // to dup2 into an exec'd child
+  // Where a forked child maps a pooled channel's region (fd -1 when the channel is not pooled:
+  // the child inherits the mapping).
+  shm::region_source region_source() const noexcept { return region_.source(); }
   // Parent, after its child has the channel: keep the mapping out of later forks (a supervisor
   // with many children would otherwise copy every sibling's mapping into each new child, and the
   // fork gets slower with every child) and close the memfd (the mapping stays valid).
@@ -181,6 +188,7 @@ class channel {
   std::size_t ring_capacity() const noexcept { return capacity_; }
 
  private:
+  static channel format(shm::shared_region region, const channel_options& options);
   void* ring_at(std::uint64_t offset) const noexcept;
 
   shm::shared_region region_;

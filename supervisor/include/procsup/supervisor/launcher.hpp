@@ -22,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "procsup/shm/region.hpp"
+
 namespace procsup {
 
 struct rlimit_setting {
@@ -45,6 +47,11 @@ struct child_setup {
   // are unless mapped here; every other fd is closed in the child.
   std::vector<std::pair<int, int>> fds;
   std::string cwd;  // chdir (after the privilege drop) if non-empty
+  // Forked children only (exec drops every mapping): shared memory the child maps first thing,
+  // each exactly at `addr` (MAP_FIXED_NOREPLACE: the parent's mapping there is MADV_DONTFORK, so
+  // the address is free in the child) and kept out of the child's own forks. A pooled channel's
+  // region (ipc::channel::region_source()); the fd is closed with the others afterwards.
+  std::vector<shm::region_source> maps;
 };
 
 struct exec_spec {
@@ -59,7 +66,8 @@ struct exec_spec {
 struct launch_error {
   int error = 0;        // errno
   std::string stage;    // "fork", "pipe", "resolve", "setsid", "setrlimit", "setgroups", "setgid",
-                        // "setuid", "prctl", "parent died", "chdir", "dup2", "close_range", "exec"
+                        // "setuid", "prctl", "parent died", "chdir", "dup2", "close_range", "exec",
+                        // "mmap"
   std::string message;  // e.g. "exec /usr/bin/nope: No such file or directory"
 };
 
