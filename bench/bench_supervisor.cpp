@@ -8,6 +8,7 @@
 //   pipelined/send_get          256 sends in flight, then 256 gets (items_per_second)
 //   pipelined/socketpair        reference: 256 writes then 256 reads on a socketpair
 //   lifecycle/N                 supervisor.spawn() N trivial children, then supervisor.stop()
+//   lifecycle_many/N            the same with one supervisor.spawn_many(N, ...)
 //                               (counters spawn_ms, stop_ms per iteration)
 //   idle/100_children           a supervisor with 100 idle children for PROCSUP_BENCH_IDLE_SECONDS
 //                               (default 3): the process's CPU time, context switches, timers
@@ -370,6 +371,33 @@ void bm_lifecycle(benchmark::State& state) {
   state.counters["children"] = static_cast<double>(n);
 }
 
+// The same with spawn_many(): each child's setup and init() run while the next one is forked.
+void bm_lifecycle_many(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  double spawn_total = 0, stop_total = 0;
+  for (auto _ : state) {
+    procsup::supervisor sup(bench_supervisor_options("bench-lifecycle-many"));
+    const auto t0 = clock_type::now();
+    auto children = sup.spawn_many(n, trivial_behavior{});
+    const double spawned = seconds_since(t0);
+    const auto t1 = clock_type::now();
+    sup.stop();
+    const double stopped = seconds_since(t1);
+    state.SetIterationTime(spawned + stopped);
+    spawn_total += spawned;
+    stop_total += stopped;
+    for (const auto& c : children)
+      if (c.state() != procsup::process_state::stopped) {
+        state.SkipWithError("a child is not stopped after supervisor.stop()");
+        break;
+      }
+  }
+  const auto iters = static_cast<double>(state.iterations());
+  state.counters["spawn_ms"] = 1e3 * spawn_total / iters;
+  state.counters["stop_ms"] = 1e3 * stop_total / iters;
+  state.counters["children"] = static_cast<double>(n);
+}
+
 // ------------------------------------------------------------------ idle CPU
 
 double idle_seconds() {
@@ -451,6 +479,8 @@ BENCHMARK(bm_pipelined_send_get)->Name("pipelined/send_get")->UseRealTime();
 BENCHMARK(bm_pipelined_socketpair)->Name("pipelined/socketpair")->UseRealTime();
 BENCHMARK(bm_lifecycle)->Name("lifecycle")->Arg(1)->Arg(100)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_lifecycle)->Name("lifecycle")->Arg(1000)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_lifecycle_many)->Name("lifecycle_many")->Arg(100)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_lifecycle_many)->Name("lifecycle_many")->Arg(1000)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_idle)->Name("idle/children")->Arg(100)->Iterations(1)->Repetitions(1)->UseRealTime()->Unit(benchmark::kSecond);
 // Last: the ballast stays allocated for the rest of the run.
 BENCHMARK(bm_big_restart)->Name("big_parent/restart/supervised")->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <future>
 
 namespace procsup::detail {
@@ -431,7 +433,8 @@ std::shared_ptr<detail::unit> supervisor::add(detail::unit_spec spec, strategy s
       u->when_started([&started, core, id](const std::string& err) {
         if (!err.empty())
           if (auto* c = core->find(id)) c->removed = true;  // a child that never started is not kept
-        started.set_value(err);
+        // After the handler that reported it has finished (its spawn_failed event included).
+        core->loop.post([&started, err] { started.set_value(err); });
       });
     }
     u->launch();
@@ -440,6 +443,76 @@ std::shared_ptr<detail::unit> supervisor::add(detail::unit_spec spec, strategy s
     if (auto err = f.get(); !err.empty()) throw process_error("process " + u->id() + " failed to start: " + err);
   }
   return u;
+}
+
+std::vector<std::shared_ptr<detail::unit>> supervisor::add_many(std::vector<detail::unit_spec> specs, strategy s) {
+  if (core_->loop.in_loop_thread()) throw std::logic_error("spawn_many() on the event-loop thread would deadlock");
+  std::vector<std::shared_ptr<detail::unit>> units;
+  units.reserve(specs.size());
+  for (auto& spec : specs) units.push_back(std::make_shared<detail::unit>(core_->loop, std::move(spec)));
+  if (units.empty()) return units;
+
+  // Filled from the loop thread as the children come up (or fail), waited on here.
+  struct batch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+    std::string first_error;
+    void done(const std::string& id, const std::string& err) {
+      std::lock_guard lk(mu);
+      if (!err.empty() && first_error.empty()) first_error = "process " + id + " failed to start: " + err;
+      if (--left == 0) cv.notify_all();
+    }
+  };
+  auto b = std::make_shared<batch>();
+  b->left = units.size();
+  auto core = core_;
+  core->loop.call([&] {
+    if (core->stopped) throw process_error("supervisor " + core->opt.name + " is stopped");
+    for (auto& u : units) {
+      core->adopt(u, s, false);
+      std::string id = u->id();
+      u->when_started([b, core, id](const std::string& err) {
+        if (!err.empty())
+          if (auto* c = core->find(id)) c->removed = true;  // a child that never started is not kept
+        core->loop.post([b, id, err] { b->done(id, err); });  // as in add()
+      });
+    }
+  });
+  // One launch per loop iteration, so the loop keeps serving its other children (and this batch's
+  // ready frames) in between. Each launch returns once its child is forked and set up; its init()
+  // runs while the next one is forked.
+  struct chain : std::enable_shared_from_this<chain> {
+    std::shared_ptr<detail::supervisor_core> core;
+    std::vector<std::shared_ptr<detail::unit>> units;
+    std::shared_ptr<batch> b;
+    void step(std::size_t i) {
+      if (core->stopped) {  // stopped meanwhile: the rest never starts
+        for (std::size_t k = i; k < units.size(); ++k) b->done(units[k]->id(), "its supervisor was stopped");
+        return;
+      }
+      if (auto* c = core->find(units[i]->id()); c != nullptr) units[i]->launch();
+      else b->done(units[i]->id(), "it was removed before it started");
+      if (i + 1 < units.size()) core->loop.post([self = shared_from_this(), i] { self->step(i + 1); });
+    }
+  };
+  auto c = std::make_shared<chain>();
+  c->core = core;
+  c->units = units;
+  c->b = b;
+  core->loop.post([c] { c->step(0); });
+
+  std::string error;
+  {
+    std::unique_lock lk(b->mu);
+    b->cv.wait(lk, [&] { return b->left == 0; });
+    error = b->first_error;
+  }
+  if (!error.empty()) {
+    for (auto& u : units) remove_child(u->id());
+    throw process_error(error);
+  }
+  return units;
 }
 
 std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strategy s, bool wait) {

@@ -74,6 +74,7 @@ bool reply_state::sleep(std::chrono::nanoseconds timeout) {
 unit::unit(event_loop& loop, unit_spec spec) : loop_(loop), spec_(std::move(spec)) {}
 
 unit::~unit() {
+  sys::close_fd(setup_report_fd_);
   // Owners stop units before dropping them; whatever is still waiting must not hang.
   std::lock_guard lk(mu_);
   for (auto& [id, st] : inflight_) st->fail("process " + spec_.id + " was destroyed");
@@ -143,10 +144,18 @@ void unit::launch() {
       setup.fds.emplace_back(chan->parent_eventfd(), chan->parent_eventfd());
       auto* c = &*chan;
       auto* body = &spec_.body;
-      r = launch_fork(setup, [c, body] {
+      // Not waiting for the child's setup (closing the parent's other fds in it is most of the
+      // start when the parent has many): the loop goes on, the setup pipe reports later.
+      auto forked = launch_fork_async(setup, [c, body] {
         auto ep = c->child_end();
         return (*body)(ep);
       });
+      if (auto* f = std::get_if<forked_child>(&forked)) {
+        r = f->pid;
+        setup_report_fd_ = f->report_fd;
+      } else {
+        r = std::get<launch_error>(forked);
+      }
     } else {
       exec_spec ex = *spec_.exec;
       ex.setup = setup;
@@ -199,6 +208,10 @@ void unit::launch() {
   loop_.watch_child(pid, [weak](int status) {
     if (auto self = weak.lock()) self->on_exit(status);
   });
+  if (setup_report_fd_ >= 0)
+    loop_.watch(setup_report_fd_, EPOLLIN, [weak](std::uint32_t) {
+      if (auto self = weak.lock()) self->on_setup_report();
+    });
   if (!with_channel) {
     become_ready();
     return;
@@ -535,11 +548,46 @@ std::string unit::exit_cause(int status) const {
   return describe_wait_status(status);
 }
 
+void unit::on_setup_report() {
+  launch_error err;
+  const auto st = read_setup_report(setup_report_fd_, err);
+  if (st == setup_report::pending) return;
+  close_setup_report();
+  if (st == setup_report::failed) setup_error_ = std::move(err);
+}
+
+void unit::close_setup_report() {
+  loop_.unwatch(setup_report_fd_);
+  sys::close_fd(std::exchange(setup_report_fd_, -1));
+}
+
 void unit::on_exit(int status) {
   if (start_timer_) loop_.cancel_timer(std::exchange(start_timer_, 0));
   if (stop_timer_) loop_.cancel_timer(std::exchange(stop_timer_, 0));
   if (hang_timer_) loop_.cancel_timer(std::exchange(hang_timer_, 0));
   hang_timer_on_ = false;
+  // The child is gone, so its setup report (a failed step, or EOF) is in the pipe by now.
+  if (setup_report_fd_ >= 0) on_setup_report();
+  if (setup_report_fd_ >= 0) close_setup_report();
+  if (auto err = std::exchange(setup_error_, std::nullopt)) {
+    // A setup step failed: the instance never ran. Handled as a failed launch, like a fork
+    // that failed (spawn_failed, then the owner's retry / give-up), not as a crash.
+    {
+      std::lock_guard rk(recv_mu_);
+      std::lock_guard lk(mu_);
+      if (ep_valid_) loop_.unwatch(ep_.wake_fd());
+      ep_valid_ = false;
+      ep_ = ipc::endpoint();
+      chan_.reset();
+      pid_ = 0;
+      last_exit_status_ = status;
+      last_error_ = err->message;
+    }
+    notify_started(err->message);
+    if (on_launch_failed) on_launch_failed(*this, *err);
+    complete_async();
+    return;
+  }
   // Stragglers of its process group (grandchildren) go with it.
   pid_t dead;
   {

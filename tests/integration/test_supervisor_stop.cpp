@@ -97,4 +97,81 @@ TEST_F(supervisor_stop, destroying_a_supervisor_stops_its_children) {
   EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
 }
 
+// spawn_many(): a batch whose children set up and init() while the next one is forked.
+class spawn_many_test : public supervisor_test {};
+
+TEST_F(spawn_many_test, every_child_is_ready_serving_and_named_in_start_order) {
+  shared_object<shared_state> shared;
+  supervisor sup({.name = "batch", .log = false});
+  auto kids = sup.spawn_many(20, commands{shared.get()}, {.name = "w"});
+  ASSERT_EQ(kids.size(), 20u);
+  EXPECT_EQ(shared->instances.load(), 20) << "every init() ran before spawn_many returned";
+  std::vector<std::string> ids;
+  for (auto& c : sup.children()) {
+    ids.push_back(c.id);
+    EXPECT_EQ(c.state, process_state::running) << c.id;
+  }
+  for (std::size_t i = 0; i < kids.size(); ++i) {
+    EXPECT_EQ(ids[i], "w:" + std::to_string(i));
+    EXPECT_EQ(kids[i].id(), ids[i]);
+    EXPECT_EQ(value_of(kids[i].send("x" + std::to_string(i))), "ok:x" + std::to_string(i));
+  }
+  // Supervised like any child: a crash is restarted.
+  const pid_t before = kids[7].pid();
+  EXPECT_TRUE(contains(failure_of(kids[7].send("segv")), "SIGSEGV"));
+  EXPECT_EQ(value_of(kids[7].send("again")), "ok:again");
+  EXPECT_NE(kids[7].pid(), before);
+  sup.stop();
+  EXPECT_EQ(shared->terminated.load(), 20);
+}
+
+TEST_F(spawn_many_test, one_failing_init_fails_the_batch_and_leaves_no_child) {
+  shared_object<shared_state> shared;
+  shared->init_fails_from = 4;  // the fourth init() to run throws, once
+  shared->init_fails_until = 4;
+  supervisor sup({.name = "batch", .log = false});
+  try {
+    (void)sup.spawn_many(8, commands{shared.get()}, {.name = "w"});
+    ADD_FAILURE() << "spawn_many succeeded although an init() threw";
+  } catch (const process_error& e) {
+    EXPECT_TRUE(contains(e.what(), "failed to start")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "init of instance 4 refuses")) << e.what();
+  }
+  EXPECT_TRUE(sup.children().empty()) << "the started ones were stopped and removed";
+  // The supervisor still works.
+  auto p = sup.spawn(commands{shared.get()});
+  EXPECT_EQ(value_of(p.send("after")), "ok:after");
+}
+
+// A forked child's setup runs while the loop goes on; a step that fails there is still a failed
+// start (spawn_failed, the spawn throws naming the step), never a crash.
+TEST_F(spawn_many_test, a_failing_setup_step_of_a_forked_child_is_a_failed_start_not_a_crash) {
+  shared_object<shared_state> shared;
+  event_log log;
+  supervisor sup({.name = "setup", .emit = log.sink(), .log = false});
+  process_options o;
+  o.name = "nowhere";
+  o.isolation.cwd = "/nonexistent-procsup-dir";
+  try {
+    (void)sup.spawn(commands{shared.get()}, o);
+    ADD_FAILURE() << "spawn succeeded in a directory that does not exist";
+  } catch (const process_error& e) {
+    EXPECT_TRUE(contains(e.what(), "chdir")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "No such file or directory")) << e.what();
+  }
+  EXPECT_EQ(log.of(event_kind::spawn_failed, "nowhere").size(), 1u);
+  EXPECT_TRUE(log.of(event_kind::crashed, "nowhere").empty());
+  EXPECT_EQ(shared->instances.load(), 0) << "init() never ran";
+  EXPECT_THROW((void)sup.spawn_many(3, commands{shared.get()}, o), process_error);
+  EXPECT_TRUE(sup.children().empty());
+}
+
+TEST_F(spawn_many_test, a_stopped_supervisor_refuses_a_batch) {
+  supervisor sup({.name = "batch", .log = false});
+  sup.stop();
+  shared_object<shared_state> shared;
+  EXPECT_THROW((void)sup.spawn_many(3, commands{shared.get()}), process_error);
+  EXPECT_EQ(shared->instances.load(), 0);
+}
+
 }  // namespace

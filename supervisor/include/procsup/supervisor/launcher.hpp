@@ -77,10 +77,11 @@ struct launch_error {
 // "" and sets `error` (ENOENT, EACCES, ...); on success sets `error` to 0. Parent side only.
 std::string resolve_executable(const std::string& name, const std::string& path_env, int& error);
 
-// fork + the child setup + execve. Returns the pid once the exec has happened (or the child
-// failed): failures of execve or of any setup step come back through a pipe2(O_CLOEXEC) error
-// pipe as a launch_error, and that child has then been reaped already. The child ends with
-// _exit(127) on failure, never exit() (no stdio doubling).
+// The child setup + execve in a child made by clone(CLONE_VM | CLONE_VFORK) (no copy of the
+// parent's memory: the exec path costs the same whatever the parent's size). Returns the pid once
+// the exec has happened (or the child failed): a failing execve or setup step comes back as a
+// launch_error, and that child has then been reaped already. The child ends with _exit(127) on
+// failure, never exit() (no stdio doubling).
 std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec);
 
 // fork + the same child setup (no exec), then _exit(body()) in the child. Returns the pid once
@@ -89,6 +90,21 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec);
 // safe there (no parent loggers, no threads of the parent). An exception escaping body()
 // terminates the child (SIGABRT), which the supervisor sees as a crash.
 std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body);
+
+// launch_fork without waiting for the child's setup (which then runs while the caller goes on:
+// closing the parent's other fds is most of it when the parent has many). report_fd is the read
+// end of the child's setup pipe (O_CLOEXEC | O_NONBLOCK), the caller's to watch and close: it
+// becomes readable when the setup is done; read_setup_report() says how it went. A child whose
+// setup failed _exits(127): the caller reaps it as any other child.
+struct forked_child {
+  pid_t pid = -1;
+  int report_fd = -1;
+};
+std::variant<forked_child, launch_error> launch_fork_async(const child_setup& setup, const std::function<int()>& body);
+
+enum class setup_report { pending, succeeded, failed };
+// One read of a setup pipe: pending (nothing yet), succeeded (EOF), or failed (`error` filled).
+setup_report read_setup_report(int report_fd, launch_error& error);
 
 // procsup's own environment as a vector of "NAME=value" (for exec_spec::env).
 std::vector<std::string> current_environment();

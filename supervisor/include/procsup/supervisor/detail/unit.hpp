@@ -183,6 +183,12 @@ class unit : public std::enable_shared_from_this<unit> {
   }
 
   event_loop::timer_id start_timer_ = 0, stop_timer_ = 0, hang_timer_ = 0;
+  // A forked instance's setup pipe until its setup has reported (loop thread), and the step that
+  // failed, if one did (the child then exits 127: a failed launch, not a crash).
+  int setup_report_fd_ = -1;
+  std::optional<launch_error> setup_error_;
+  void on_setup_report();
+  void close_setup_report();
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
