@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Peer benchmark harness: procsup vs supervisord, runit (runsvdir) and s6 (s6-svscan).
+"""Peer benchmark harness: procsup vs supervisord, runit (runsvdir) and s6 (s6-svscan), with a
+"bare posix_spawn loop" (bare.c: spawn N, waitpid, respawn at once) as the floor column.
 
 Started by run.sh (which installs the peers, finds or builds procsup, compiles child.c and
 cleans up). Every supervisor runs the same child binary (child.c). The child takes a
@@ -509,6 +510,39 @@ class Procsup(Supervisor):
             return None
 
 
+class Bare(Supervisor):
+    """bare.c: posix_spawn N instances, block in waitpid(-1), respawn at once, no backoff.
+    The floor: what is left of a restart when the supervisor does nothing but wait and spawn."""
+    key, title = "bare", "bare posix_spawn loop (floor)"
+
+    def available(self):
+        b = self.h.bare
+        return None if b and os.access(b, os.X_OK) else "n/a (bare.c not built)"
+
+    def version(self):
+        libc = " ".join(platform.libc_ver()) or "?"
+        return f"bench/peers/bare.c, {libc}"
+
+    def write_config(self, n, mode):
+        # No config: everything is on the command line (kept in the run dir for reference).
+        self.n, self.mode = n, mode
+        with open(os.path.join(self.dir, "argv"), "w") as f:
+            f.write(" ".join(self.argv()) + "\n")
+
+    def argv(self):
+        return [self.h.bare, str(self.n), "--"] + self.child_cmd(self.mode, f"{self.key}-c")
+
+    def kill(self):
+        # bare respawns at once: take it down first, so nothing new appears while the tree is
+        # being killed (anything spawned in between is found by exe in Supervisor.kill).
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        super().kill()
+
+
 # ------------------------------------------------------------------------------------ harness
 def pct(xs, q):
     xs = sorted(xs)
@@ -541,6 +575,7 @@ class Harness:
         self.work = args.work
         self.child = os.path.realpath(args.child)
         self.procsup = args.procsup or None
+        self.bare = os.path.realpath(args.bare) if args.bare else None
         self.repo = args.repo
         self.procsup_broken = None
         self.running = []
@@ -622,7 +657,7 @@ class Harness:
         evs, _ = self.events.collect(lambda es: len(es) >= want,
                                      t0 + int(self.args.crash_budget * NS))
         sup.kill()
-        ts = [e[2] for e in evs]
+        ts = [e[2] for e in evs][:want]
         return [b - a for a, b in zip(ts, ts[1:])], len(evs)
 
     def run_one(self, sup):
@@ -699,10 +734,15 @@ class Harness:
         r["crash"] = (", ".join(f"{x / 1e6:.0f}" if x >= 10e6 else f"{x / 1e6:.1f}" for x in iv)
                       + f" ({nstarts} starts in ≤{self.args.crash_budget:g} s)") if iv else \
             f"no restart ({nstarts} starts in {self.args.crash_budget:g} s)"
+        if isinstance(sup, Bare):
+            r["crash"] += ", no backoff: floor only"
 
     def run(self):
-        sups = [Supervisord(self), Runit(self), S6(self), Procsup(self)]
+        sups = [Bare(self), Supervisord(self), Runit(self), S6(self), Procsup(self)]
         only = set(self.args.only.split(",")) if self.args.only else None
+        unknown = (only or set()) - {s.key for s in sups}
+        if unknown:
+            self.note(f"--only: unknown supervisor(s) ignored: {', '.join(sorted(unknown))}")
         sups = [s for s in sups if only is None or s.key in only]
         self.sups = sups
         for sup in sups:
@@ -827,24 +867,32 @@ class Harness:
             "",
             "## How it is measured",
             "",
+        ] + ([
+            "- The first column, *bare posix_spawn loop (floor)*, is `bare.c`: a C program that "
+            "starts the N instances with posix_spawn, blocks in `waitpid(-1)` and respawns an "
+            "exited instance at once (no config, no timers, no backoff), i.e. the least any "
+            "supervisor must do; its numbers are the cost of the kernel, fork/exec and the child "
+            "itself on this machine, so the difference between a supervisor's cell and the bare "
+            "cell is that supervisor's own cost.",
+        ] if any(isinstance(s, Bare) for s in self.sups) else []) + [
             "- Every supervisor runs the same static C child (`child.c`). First thing after exec it "
             "reads CLOCK_MONOTONIC and sends `S pid ppid ts` to a unix datagram socket owned by the "
             "harness; the harness uses the same clock (`time.monotonic_ns`). No polling: starts "
             "are these events, exits are pidfds in epoll. runit and s6 `./run` is a symlink to "
-            "the child (no shell in between); supervisord and procsup exec it directly too.",
+            "the child (no shell in between); bare, supervisord and procsup exec it directly too.",
             "- Restart latency: SIGKILL one long-running instance (round-robin over "
             f"the {self.sizes[0]}, each killed child up for many seconds, {a.kill_gap * 1000:g} ms "
             "between kills); latency = the new child's own timestamp − the instant just before "
             f"kill(2). {a.kills} kills per supervisor.",
             "- Start N: from just before the supervisor process is spawned (all N services in its "
             "config/scan dir) to the last of the N children's first timestamps. Stop N: from the "
-            "stop request (supervisord SIGTERM; runsvdir SIGHUP, runit's own shutdown path; "
-            "s6-svscan SIGTERM = `s6-svscanctl -t`; procsup SIGTERM) until every child has exited "
-            "(pidfd readable). The child exits 0 on SIGTERM.",
+            "stop request (bare and supervisord SIGTERM; runsvdir SIGHUP, runit's own shutdown "
+            "path; s6-svscan SIGTERM = `s6-svscanctl -t`; procsup SIGTERM) until every child has "
+            "exited (pidfd readable). The child exits 0 on SIGTERM.",
             "- Memory: sum of `Rss` and `Pss` from `/proc/PID/smaps_rollup` over the supervisor "
-            "side = every process in the supervisor's tree that is not the child (supervisord; "
-            "runsvdir + one runsv per service; s6-svscan + one s6-supervise per service; procsup), "
-            f"measured {a.settle:g} s after the last start.",
+            "side = every process in the supervisor's tree that is not the child (bare; "
+            "supervisord; runsvdir + one runsv per service; s6-svscan + one s6-supervise per "
+            f"service; procsup), measured {a.settle:g} s after the last start.",
             f"- Idle: over {a.idle:g} s with {self.sizes[0]} instances and nothing happening, the "
             "delta of CPU time (`/proc/PID/task/*/schedstat`, ns) and of voluntary + involuntary "
             "context switches (`/proc/PID/task/*/status`) summed over every thread of the "
@@ -852,10 +900,12 @@ class Harness:
             "- Crash loop: one service whose child exits 1 right after reporting; the intervals "
             f"between successive starts (first {a.crash_restarts}, at most {a.crash_budget:g} s of "
             "waiting). supervisord: startsecs=0, startretries=1000; procsup: default backoff, "
-            "intensity 1000000 so it never gives up.",
-            "- Configs (generated in a temp dir): supervisord one `[program:cNNNN]` per instance "
-            "(autorestart=true, startsecs=0, stdout_logfile=NONE), `supervisord -n`; runit one "
-            "service dir per instance, `runsvdir DIR`; s6 the same, `s6-svscan -c MAX DIR`; procsup "
+            "intensity 1000000 so it never gives up; bare: no backoff at all (a floor only, "
+            "stopped after those starts).",
+            "- Configs (generated in a temp dir): bare none, `bare N -- CHILD ARGS`; supervisord "
+            "one `[program:cNNNN]` per instance (autorestart=true, startsecs=0, "
+            "stdout_logfile=NONE), `supervisord -n`; runit one service dir per instance, "
+            "`runsvdir DIR`; s6 the same, `s6-svscan -c MAX DIR`; procsup "
             + ("one `[[program]]` per instance" if a.procsup_layout == "programs"
                else "one `[[program]]` with `instances = N`") + ", `procsup run cfg.toml`.",
             "",
@@ -874,6 +924,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--child", required=True)
     ap.add_argument("--procsup", default="")
+    ap.add_argument("--bare", default="", help="the compiled bare.c (floor column)")
     ap.add_argument("--repo", default=".")
     ap.add_argument("--cmdline", default="bench/peers/run.sh")
     ap.add_argument("--results", required=True)
@@ -883,7 +934,7 @@ def main():
     ap.add_argument("--idle", type=float, default=None, help="idle window in s (default 20)")
     ap.add_argument("--kills", type=int, default=None, help="SIGKILLs per supervisor (default 50)")
     ap.add_argument("--sizes", default=None, help="instance counts (default 100,1000)")
-    ap.add_argument("--only", default="", help="comma list of supervisord,runit,s6,procsup")
+    ap.add_argument("--only", default="", help="comma list of bare,supervisord,runit,s6,procsup")
     ap.add_argument("--out", default=None, help="results file (default bench/peers/RESULTS.md)")
     ap.add_argument("--crash-budget", type=float, default=None, help="s to wait for the crash loop")
     ap.add_argument("--timeout", type=float, default=180, help="start timeout, s")

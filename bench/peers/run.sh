@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Peer benchmark: procsup vs supervisord, runit (runsvdir) and s6 (s6-svscan).
+# Peer benchmark: procsup vs supervisord, runit (runsvdir) and s6 (s6-svscan), with a bare
+# posix_spawn/waitpid loop (bare.c) as the floor column.
 #
 #   bench/peers/run.sh [--quick] [--idle SECONDS] [--kills N] [--sizes 100,1000]
-#                      [--only supervisord,runit,s6,procsup] [--procsup PATH] [--no-build]
+#                      [--only bare,supervisord,runit,s6,procsup] [--procsup PATH] [--no-build]
 #                      [--no-install] [--out FILE] [--keep-tmp]
 #
 # Installs supervisor, runit, s6, gnuplot-nox from Debian if missing (never starting their
 # services), builds procsup (release preset) if no binary is found, compiles the tiny child
-# program (child.c) and runs harness.py, which prints one markdown table, writes
-# bench/peers/RESULTS.md and bench/peers/restart_latency.png. Every process it starts is
-# stopped on exit, Ctrl-C or failure.
+# program (child.c) and the floor supervisor (bare.c), and runs harness.py, which prints one
+# markdown table, writes bench/peers/RESULTS.md and bench/peers/restart_latency.png. Every
+# process it starts is stopped on exit, Ctrl-C or failure.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,7 +30,7 @@ while (($#)); do
     --idle|--kills|--sizes|--only|--out|--crash-budget|--timeout|--procsup-layout)
       HARNESS_ARGS+=("$1" "$2"); shift ;;
     --*=*) HARNESS_ARGS+=("$1") ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -89,7 +90,7 @@ cleanup() {
   left="$(our_pids | tr '\n' ' ')"
   # Final check with pgrep: no supervisor of ours may be left.
   local stray=""
-  for name in supervisord runsvdir runsv s6-svscan s6-supervise procsup peerchild; do
+  for name in bare supervisord runsvdir runsv s6-svscan s6-supervise procsup peerchild; do
     for p in $(pgrep -x "$name" 2>/dev/null || true); do
       if [[ " $left " == *" $p "* ]]; then stray+=" $name:$p"; fi
     done
@@ -174,14 +175,20 @@ elif [[ -z "$PS_FOUND" && $NO_BUILD -eq 0 && -f "$REPO/daemon/CMakeLists.txt" ]]
 fi
 [[ -n "$PS_FOUND" ]] && log "procsup: $PS_FOUND" || log "procsup: not available, its column will say n/a"
 
-# ---------------------------------------------------------------- child program
+# ---------------------------------------------------------------- child program, bare loop
 CC_BIN="$(command -v cc || command -v gcc || command -v clang)"
 if ! "$CC_BIN" -O2 -static -o "$WORK/peerchild" "$HERE/child.c" 2>/dev/null; then
   "$CC_BIN" -O2 -o "$WORK/peerchild" "$HERE/child.c"
 fi
+# The floor column. Lives in $WORK like the child, so the trap's sweep finds it by exe.
+BARE_BIN="$WORK/bare"
+if ! "$CC_BIN" -O2 -o "$BARE_BIN" "$HERE/bare.c"; then
+  log "bare.c did not compile: its column will say n/a"
+  BARE_BIN=""
+fi
 
 # ---------------------------------------------------------------- run
-python3 "$HERE/harness.py" --work "$WORK" --child "$WORK/peerchild" \
+python3 "$HERE/harness.py" --work "$WORK" --child "$WORK/peerchild" --bare "$BARE_BIN" \
   --procsup "${PS_FOUND:-}" --repo "$REPO" --cmdline "$CMDLINE" \
   --results "$HERE/RESULTS.md" --plot "$HERE/restart_latency.png" --gnuplot-script "$HERE/latency.gp" \
   "${HARNESS_ARGS[@]}" &
