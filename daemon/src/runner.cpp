@@ -4,17 +4,20 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "procsup/daemon/control.hpp"
@@ -71,6 +74,7 @@ class daemon_runner {
 
   int run(const sigset_t& signals) {
     if (::getpid() != 1) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    raise_fd_limit();
     notify_ = notifier::from_env();
     loop_.watch_signals(
         signals, [this](const signalfd_siginfo& si) { on_signal(si); },
@@ -164,6 +168,11 @@ class daemon_runner {
     o.exec.setup.new_session = true;
     o.exec.setup.parent_death_signal = SIGKILL;
     o.exec.setup.limits = p.limits;
+    // procsup raised its own soft fd limit; a program gets the one procsup was started with,
+    // unless its config says otherwise (select() and FD_SETSIZE expect 1024).
+    if (inherited_nofile_ && std::none_of(p.limits.begin(), p.limits.end(),
+                                          [](const rlimit_setting& l) { return l.resource == RLIMIT_NOFILE; }))
+      o.exec.setup.limits.push_back(*inherited_nofile_);
     o.exec.setup.cwd = p.cwd;
     if (p.uid) {
       if (::geteuid() == 0) {
@@ -213,6 +222,23 @@ class daemon_runner {
     if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
     log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
     check_ready();
+  }
+
+  // Every instance costs procsup about three fds (pidfd, stdout and stderr pipes), so the usual
+  // soft limit of 1024 (systemd's default for services) would stop it at ~330 instances with
+  // EMFILE. Like systemd itself, procsup raises its soft limit to the hard one and gives each
+  // program the limit it was started with.
+  void raise_fd_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    const rlimit raised{rl.rlim_max, rl.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      log_event(spdlog::level::warn, "cannot raise the open-file limit",
+                {{"soft", rl.rlim_cur}, {"hard", rl.rlim_max}, {"error", std::strerror(errno)}});
+      return;
+    }
+    inherited_nofile_ = rlimit_setting{RLIMIT_NOFILE, rl.rlim_cur, rl.rlim_max};
+    log_event(spdlog::level::debug, "raised the open-file limit", {{"from", rl.rlim_cur}, {"to", rl.rlim_max}});
   }
 
   void check_ready() {
@@ -533,6 +559,7 @@ class daemon_runner {
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
   output_router output_{loop_};
+  std::optional<rlimit_setting> inherited_nofile_;  // the fd limit procsup was started with
   int exit_code_ = exit_codes::clean;
   bool shutting_down_ = false;
   bool ready_sent_ = false;

@@ -119,9 +119,18 @@ void run_child_setup(const child_plan& p) {
   // 2. Own session and process group, so stop/kill can target the whole group.
   if (p.new_session && ::setsid() < 0) child_fail(p, step::setsid, errno);
 
-  // 3. Limits, while still privileged (raising a hard limit needs CAP_SYS_RESOURCE).
+  // 3. Limits, while still privileged (raising a hard limit needs CAP_SYS_RESOURCE). A lower
+  // soft fd limit waits until the fds are in place (step 8): the parent's fds (a supervisor with
+  // many children has many) are still open and being moved, and a soft limit below their numbers
+  // would fail those moves with EMFILE.
+  const rlimit_setting* nofile = nullptr;
   for (const rlimit_setting& l : *p.limits) {
-    const rlimit rl{l.soft, l.hard};
+    rlimit rl{l.soft, l.hard};
+    if (l.resource == RLIMIT_NOFILE) {
+      nofile = &l;
+      rlimit cur{};
+      if (::getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_cur > rl.rlim_cur) rl.rlim_cur = std::min(cur.rlim_cur, rl.rlim_max);
+    }
     if (::setrlimit(static_cast<__rlimit_resource_t>(l.resource), &rl) != 0) child_fail(p, step::setrlimit, errno);
   }
 
@@ -167,6 +176,12 @@ void run_child_setup(const child_plan& p) {
     lo = uk + 1;
   }
   close_fds_from(lo, ~0U);
+
+  // 8. The soft fd limit asked for (lowering it needs no privilege).
+  if (nofile != nullptr) {
+    const rlimit rl{nofile->soft, nofile->hard};
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) child_fail(p, step::setrlimit, errno);
+  }
 }
 
 std::string describe(step s, int error, const std::string& what) {

@@ -220,6 +220,19 @@ TEST_F(launcher, rlimit_nofile_is_visible_in_the_child) {
   EXPECT_EQ(r.out, "64 128\n");
 }
 
+// A supervisor with many children holds many fds, so the fds it hands a child can have numbers
+// above the child's soft fd limit: they are still moved into place before that limit applies.
+TEST_F(launcher, a_soft_fd_limit_below_the_parents_fd_numbers_still_gets_the_fds_in_place) {
+  std::vector<int> ballast;
+  for (int i = 0; i < 100; ++i) ballast.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  child_setup setup;
+  setup.limits.push_back({RLIMIT_NOFILE, 32, 128});
+  const auto r = run_target({"getrlimit", "nofile"}, setup);  // stdout is a pipe numbered > 100
+  EXPECT_EQ(r.out, "32 128\n");
+  EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) << r.status;
+  for (int fd : ballast) ::close(fd);
+}
+
 TEST_F(launcher, rlimit_as_makes_a_big_allocation_fail) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "ASan reserves terabytes of shadow memory; RLIMIT_AS cannot apply";

@@ -3,6 +3,9 @@
 // `ctl restart`, a client connection), an empty signal mask and no ignored signals (procsup
 // blocks signals itself), and its stdout/stderr lines in procsup's log prefixed with its name.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <optional>
 
 #include "helpers/program_harness.hpp"
 
@@ -100,3 +103,29 @@ TEST_F(program_child_env, program_output_lines_appear_in_the_log_prefixed_with_t
 }
 
 }  // namespace
+
+// Each instance costs procsup about three fds (pidfd, stdout and stderr pipes). Under the usual
+// soft limit of 1024 (systemd's default for a service) it would stop at ~330 instances with
+// EMFILE; procsup raises its soft limit to the hard one and gives its programs the original.
+TEST_F(program_child_env, many_instances_fit_under_a_low_soft_fd_limit_and_programs_get_the_original_limit) {
+  const auto tag = unique_tag("nofile");
+  const auto cfg = dir_.write_config(
+      "[[program]]\nname = \"many\"\ninstances = 100\ncommand = " + toml_argv({test_target, "print-pid-then-sleep", tag}) +
+      "\n\n[[program]]\nname = \"limit\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", "echo soft=$(ulimit -Sn) hard=$(ulimit -Hn); exec sleep 1000", tag}) + "\n");
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_GT(before.rlim_max, 400u) << "the test needs a hard fd limit above 400";
+  const rlimit low{200, before.rlim_max};  // 101 instances need ~300 fds in procsup
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::optional<procsup_process> p;
+  p.emplace(std::vector<std::string>{"--log-format", "json", "run", cfg});  // inherits the low limit
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &before), 0);
+
+  EXPECT_TRUE(p->wait_event("ready", {{"running", 101}, {"failed", 0}})) << p->output();
+  EXPECT_TRUE(p->wait_event("[limit] soft=200 hard=" + std::to_string(before.rlim_max)));
+  for (const auto& line : p->lines()) EXPECT_EQ(line.find("spawn_failed"), std::string::npos) << line;
+  p->kill(SIGTERM);
+  EXPECT_EQ(p->wait_exit(), 0) << p->output();
+  EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
+}

@@ -33,8 +33,10 @@ struct rlimit_setting {
 };
 
 // What every child (exec'd or forked) gets, applied in this order in the child:
-// signal dispositions to SIG_DFL + empty mask, setsid, rlimits, setgroups/setgid/setuid,
-// parent-death signal (+ getppid check), chdir, dup2 of `fds`, close every other fd >= 3.
+// signal dispositions to SIG_DFL + empty mask, (forked: `maps`), setsid, rlimits,
+// setgroups/setgid/setuid, parent-death signal (+ getppid check), chdir, dup2 of `fds`, close
+// every other fd >= 3, and last a soft RLIMIT_NOFILE lower than the parent's (so that the
+// parent's fds can still be moved before that).
 struct child_setup {
   bool new_session = true;            // setsid(): own session + process group (pgid == pid)
   int parent_death_signal = SIGKILL;  // 0 = none; set after the uid change (which clears it)
