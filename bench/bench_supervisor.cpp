@@ -343,15 +343,15 @@ void bm_pipelined_socketpair(benchmark::State& state) {
 
 // ------------------------------------------------------------------ spawn and stop N children
 
-void bm_lifecycle(benchmark::State& state) {
+// Spawns N children with `spawn_all(supervisor, N)`, then stops the supervisor.
+template <class SpawnAll>
+void lifecycle(benchmark::State& state, const char* name, SpawnAll spawn_all) {
   const auto n = static_cast<std::size_t>(state.range(0));
   double spawn_total = 0, stop_total = 0;
   for (auto _ : state) {
-    procsup::supervisor sup(bench_supervisor_options("bench-lifecycle"));
-    std::vector<procsup::process<int, int>> children;
-    children.reserve(n);
+    procsup::supervisor sup(bench_supervisor_options(name));
     const auto t0 = clock_type::now();
-    for (std::size_t i = 0; i < n; ++i) children.push_back(sup.spawn(trivial_behavior{}));
+    std::vector<procsup::process<int, int>> children = spawn_all(sup, n);
     const double spawned = seconds_since(t0);
     const auto t1 = clock_type::now();
     sup.stop();
@@ -371,31 +371,20 @@ void bm_lifecycle(benchmark::State& state) {
   state.counters["children"] = static_cast<double>(n);
 }
 
-// The same with spawn_many(): each child's setup and init() run while the next one is forked.
+// One spawn() after the other: each returns once its child's init() has finished.
+void bm_lifecycle(benchmark::State& state) {
+  lifecycle(state, "bench-lifecycle", [](procsup::supervisor& sup, std::size_t n) {
+    std::vector<procsup::process<int, int>> children;
+    children.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) children.push_back(sup.spawn(trivial_behavior{}));
+    return children;
+  });
+}
+
+// spawn_many(): each child's setup and init() run while the next one is forked.
 void bm_lifecycle_many(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  double spawn_total = 0, stop_total = 0;
-  for (auto _ : state) {
-    procsup::supervisor sup(bench_supervisor_options("bench-lifecycle-many"));
-    const auto t0 = clock_type::now();
-    auto children = sup.spawn_many(n, trivial_behavior{});
-    const double spawned = seconds_since(t0);
-    const auto t1 = clock_type::now();
-    sup.stop();
-    const double stopped = seconds_since(t1);
-    state.SetIterationTime(spawned + stopped);
-    spawn_total += spawned;
-    stop_total += stopped;
-    for (const auto& c : children)
-      if (c.state() != procsup::process_state::stopped) {
-        state.SkipWithError("a child is not stopped after supervisor.stop()");
-        break;
-      }
-  }
-  const auto iters = static_cast<double>(state.iterations());
-  state.counters["spawn_ms"] = 1e3 * spawn_total / iters;
-  state.counters["stop_ms"] = 1e3 * stop_total / iters;
-  state.counters["children"] = static_cast<double>(n);
+  lifecycle(state, "bench-lifecycle-many",
+            [](procsup::supervisor& sup, std::size_t n) { return sup.spawn_many(n, trivial_behavior{}); });
 }
 
 // ------------------------------------------------------------------ idle CPU

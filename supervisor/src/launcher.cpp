@@ -429,32 +429,9 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   return vfork_exec(plan, child, path);
 }
 
-std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body) {
-  child_plan plan;
-  std::vector<int> keep;
-  std::vector<int> moved;
-  int pipe_fds[2] = {-1, -1};
-  if (const int e = prepare_plan(setup, plan, keep, moved, &pipe_fds); e != 0)
-    return make_error(e, "pipe", "prepare fork");
-  auto r = fork_child(pipe_fds, plan, body);
-  if (std::holds_alternative<launch_error>(r)) return r;
-  const pid_t pid = std::get<pid_t>(r);
-
-  error_record record{};
-  ssize_t n = 0;
-  do {
-    n = ::read(pipe_fds[0], &record, sizeof record);
-  } while (n < 0 && errno == EINTR);
-  ::close(pipe_fds[0]);
-  launch_error error;
-  if (decode_report(n, record, error) != setup_report::failed) return pid;
-  // The child reported a failure and is in _exit(127): reap it here; nobody else knows the pid.
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-  return error;
-}
-
-std::variant<forked_child, launch_error> launch_fork_async(const child_setup& setup, const std::function<int()>& body) {
+namespace {
+// The plan, the setup pipe and the fork: the child is running its setup when this returns.
+std::variant<forked_child, launch_error> start_fork(const child_setup& setup, const std::function<int()>& body) {
   child_plan plan;
   std::vector<int> keep;
   std::vector<int> moved;
@@ -463,8 +440,28 @@ std::variant<forked_child, launch_error> launch_fork_async(const child_setup& se
     return make_error(e, "pipe", "prepare fork");
   auto r = fork_child(pipe_fds, plan, body);
   if (auto* err = std::get_if<launch_error>(&r)) return std::move(*err);
-  ::fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
   return forked_child{std::get<pid_t>(r), pipe_fds[0]};
+}
+}  // namespace
+
+std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body) {
+  auto r = start_fork(setup, body);
+  if (auto* err = std::get_if<launch_error>(&r)) return std::move(*err);
+  const auto [pid, report_fd] = std::get<forked_child>(r);
+  launch_error error;
+  const auto st = read_setup_report(report_fd, error);  // blocks until EOF or a failure record
+  ::close(report_fd);
+  if (st != setup_report::failed) return pid;
+  // The child reported a failure and is in _exit(127): reap it here; nobody else knows the pid.
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return error;
+}
+
+std::variant<forked_child, launch_error> launch_fork_async(const child_setup& setup, const std::function<int()>& body) {
+  auto r = start_fork(setup, body);
+  if (auto* f = std::get_if<forked_child>(&r)) ::fcntl(f->report_fd, F_SETFL, O_NONBLOCK);
+  return r;
 }
 
 setup_report read_setup_report(int report_fd, launch_error& error) {

@@ -203,6 +203,15 @@ inline std::string describe_wait_status(int status) {
   return "wait status " + std::to_string(status);
 }
 
+// How many mappings this process has (lines of /proc/self/maps): forks cost per mapping.
+inline std::size_t mapping_count() {
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
 // The fixture base described at the top of this file.
 class process_guard_test : public ::testing::Test {
  protected:

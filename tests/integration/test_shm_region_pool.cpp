@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,6 +17,7 @@
 
 using namespace procsup::shm;
 using procsup::testing::describe_wait_status;
+using procsup::testing::mapping_count;
 using procsup::testing::fork_child;
 using procsup::testing::wait_child;
 
@@ -26,15 +26,6 @@ namespace {
 class region_pool_test : public procsup::testing::process_guard_test {};
 
 std::size_t page() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
-
-// Lines of /proc/self/maps: the process's mappings.
-std::size_t mapping_count() {
-  std::ifstream f("/proc/self/maps");
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(f, line)) ++n;
-  return n;
-}
 
 // True if `p` is inside a mapping of this process (msync fails with ENOMEM where nothing is).
 bool mapped(const void* p) {

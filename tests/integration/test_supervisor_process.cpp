@@ -1,7 +1,6 @@
 // The original design's three test patterns, and exceptions in handle() under each strategy.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,14 +132,6 @@ TEST_F(process_patterns, messages_sent_without_waiting_are_handled_in_order) {
 struct doubler {
   int handle(int x) { return 2 * x; }
 };
-
-std::size_t mapping_count() {
-  std::ifstream f("/proc/self/maps");
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(f, line)) ++n;
-  return n;
-}
 
 TEST_F(process_patterns, a_hundred_children_add_only_a_few_mappings_to_the_supervising_process) {
   const std::size_t before = mapping_count();
