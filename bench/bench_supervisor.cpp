@@ -34,10 +34,16 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/fork_child.hpp"
 #include "procsup/ipc/channel.hpp"
 #include "procsup/procsup.hpp"
 
 namespace {
+
+using procsup::bench::child_process;
+using procsup::bench::die;
+using procsup::bench::read_full;
+using procsup::bench::write_full;
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
@@ -47,11 +53,6 @@ constexpr std::size_t message_bytes = 64;
 constexpr std::size_t pipeline_depth = 256;
 constexpr std::size_t ballast_bytes = std::size_t{200} << 20;
 constexpr auto forever = std::chrono::nanoseconds(-1);
-
-[[noreturn]] void die(const char* what) {
-  std::perror(what);
-  std::_Exit(111);
-}
 
 double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
 
@@ -83,64 +84,6 @@ procsup::supervisor_options bench_supervisor_options(const char* name) {
   o.log = false;
   return o;
 }
-
-// ------------------------------------------------------------------ fork helpers
-
-bool write_full(int fd, const void* p, std::size_t n) {
-  const auto* b = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t r = ::write(fd, b, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    b += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-bool read_full(int fd, void* p, std::size_t n) {
-  auto* b = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t r = ::read(fd, b, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    b += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-// A forked child running body() and ending with _exit; reaped by wait().
-class child_process {
- public:
-  explicit child_process(const std::function<int()>& body) {
-    pid_ = ::fork();
-    if (pid_ < 0) die("fork");
-    if (pid_ == 0) {
-      int code = 100;
-      try {
-        code = body();
-      } catch (...) {
-      }
-      ::_exit(code);
-    }
-  }
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-  ~child_process() { wait(nullptr); }
-  void wait(benchmark::State* state) {
-    if (pid_ <= 0) return;
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    if (state && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-      state->SkipWithError(("child failed, wait status " + std::to_string(status)).c_str());
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 // ------------------------------------------------------------------ the 200 MB parent
 

@@ -6,51 +6,18 @@
 #   REPS=5 MIN_TIME=0.2 PROCSUP_BENCH_IDLE_SECONDS=10 bash bench/run_channel.sh [extra benchmark flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR=${BUILD_DIR:-build/release}
-REPS=${REPS:-5}
-MIN_TIME=${MIN_TIME:-0.2}
 export PROCSUP_BENCH_IDLE_SECONDS=${PROCSUP_BENCH_IDLE_SECONDS:-10}
+source bench/common.sh
+bench_run bench_channel "$@"
 
-if [[ "$BUILD_DIR" == build/release ]]; then
-  [[ -f build/release/build.ninja ]] || cmake --preset release >&2
-  cmake --build --preset release --target bench_channel >&2
-else
-  [[ -f "$BUILD_DIR/build.ninja" ]] || cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-  cmake --build "$BUILD_DIR" --target bench_channel -j2 >&2
-fi
-
-out="$BUILD_DIR/bench_channel.json"  # kept: the raw figures behind the table
-cmd=("$BUILD_DIR/bench/bench_channel" "--benchmark_repetitions=$REPS" "--benchmark_min_time=$MIN_TIME"
-     "--benchmark_report_aggregates_only=true" "--benchmark_out=$out" "--benchmark_out_format=json" "$@")
-echo "+ PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]}" >&2
-"${cmd[@]}" >&2
-
-python3 - "$out" "PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]/--benchmark_out=$out/--benchmark_out=FILE}" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1]))
+python3 - "$out" "$shown" <<'PY'
+import sys
+sys.path.insert(0, "bench")
+import bench_json
+data, med = bench_json.load(sys.argv[1])
 command = sys.argv[2]
-med = {}      # name -> median entry
-def base_name(run_name):  # "rt/pipe/64/real_time" -> "rt/pipe/64"
-    return "/".join(p for p in run_name.split("/")
-                    if p != "real_time" and not p.startswith(("iterations:", "repeats:", "min_time:")))
-for b in data["benchmarks"]:
-    name = base_name(b["run_name"])
-    if b.get("run_type") == "aggregate":
-        if b.get("aggregate_name") == "median":
-            med[name] = b
-    else:
-        med.setdefault(name, b)   # single-repetition benchmarks have no aggregate
-
-def us(name):
-    b = med.get(name)
-    if b is None: return None
-    t = b["real_time"]
-    unit = b.get("time_unit", "ns")
-    return t * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[unit]
-
-def rate(name):
-    b = med.get(name)
-    return None if b is None else b.get("items_per_second")
+def us(name): return bench_json.us(med, name)
+def rate(name): return bench_json.rate(med, name)
 
 def fmt(v, digits=2):
     return "n/a" if v is None else f"{v:.{digits}f}"

@@ -6,53 +6,20 @@
 #   REPS=5 MIN_TIME=0.2 PROCSUP_BENCH_IDLE_SECONDS=3 bash bench/run_supervisor.sh [extra benchmark flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR=${BUILD_DIR:-build/release}
-REPS=${REPS:-5}
-MIN_TIME=${MIN_TIME:-0.2}
 export PROCSUP_BENCH_IDLE_SECONDS=${PROCSUP_BENCH_IDLE_SECONDS:-3}
+source bench/common.sh
+bench_run bench_supervisor "$@"
 
-if [[ "$BUILD_DIR" == build/release ]]; then
-  [[ -f build/release/build.ninja ]] || cmake --preset release >&2
-  cmake --build --preset release --target bench_supervisor >&2
-else
-  [[ -f "$BUILD_DIR/build.ninja" ]] || cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
-  cmake --build "$BUILD_DIR" --target bench_supervisor -j2 >&2
-fi
-
-out="$BUILD_DIR/bench_supervisor.json"  # kept: the raw figures behind the table
-cmd=("$BUILD_DIR/bench/bench_supervisor" "--benchmark_repetitions=$REPS" "--benchmark_min_time=$MIN_TIME"
-     "--benchmark_report_aggregates_only=true" "--benchmark_out=$out" "--benchmark_out_format=json" "$@")
-echo "+ PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]}" >&2
-"${cmd[@]}" >&2
-
-python3 - "$out" "PROCSUP_BENCH_IDLE_SECONDS=$PROCSUP_BENCH_IDLE_SECONDS ${cmd[*]/--benchmark_out=$out/--benchmark_out=FILE}" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1]))
+python3 - "$out" "$shown" <<'PY'
+import sys
+sys.path.insert(0, "bench")
+from bench_json import load, ratio
+import bench_json
+data, med = load(sys.argv[1])
 command = sys.argv[2]
-med = {}  # name -> median entry (or the only run when a benchmark has one repetition)
-def base_name(run_name):  # "lifecycle/1000/iterations:1/manual_time" -> "lifecycle/1000"
-    return "/".join(p for p in run_name.split("/")
-                    if p not in ("real_time", "manual_time")
-                    and not p.startswith(("iterations:", "repeats:", "min_time:")))
-for b in data["benchmarks"]:
-    name = base_name(b["run_name"])
-    if b.get("run_type") == "aggregate":
-        if b.get("aggregate_name") == "median":
-            med[name] = b
-    else:
-        med.setdefault(name, b)
-
-def us(name):
-    b = med.get(name)
-    if b is None or b.get("error_occurred"): return None
-    return b["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[b.get("time_unit", "ns")]
-def counter(name, key):
-    b = med.get(name)
-    return None if b is None or key not in b else b[key]
-def rate(name):
-    return counter(name, "items_per_second")
-def ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
+def us(name): return bench_json.us(med, name)
+def counter(name, key): return bench_json.counter(med, name, key)
+def rate(name): return bench_json.rate(med, name)
 def fmt(v, digits=2):
     return "n/a" if v is None else f"{v:,.{digits}f}"
 

@@ -3,4 +3,5 @@
 # against a bare baseline (fork+waitpid, socketpair, the raw channel) in the same run.
 add_executable(bench_supervisor ${CMAKE_CURRENT_LIST_DIR}/bench_supervisor.cpp)
 target_link_libraries(bench_supervisor PRIVATE procsup::procsup benchmark::benchmark Threads::Threads)
+target_include_directories(bench_supervisor PRIVATE ${procsup_bench_include})
 procsup_set_warnings(bench_supervisor)
