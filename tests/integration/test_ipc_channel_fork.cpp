@@ -11,12 +11,11 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <functional>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "helpers/process_guard.hpp"
 #include "procsup/ipc/codec.hpp"
 #include "procsup/shm/ring.hpp"
 
@@ -26,40 +25,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::set<std::string> entries(const char* dir) {
-  std::set<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) out.insert(e.path().filename().string());
-  return out;
-}
+// Fails a test that leaves a child, an fd or a /dev/shm entry behind.
+class ipc_fork : public procsup::testing::process_guard_test {};
 
-class ipc_fork : public ::testing::Test {
- protected:
-  void SetUp() override {
-    fds_ = entries("/proc/self/fd").size();
-    shm_ = entries("/dev/shm");
-  }
-  void TearDown() override {
-    EXPECT_EQ(entries("/proc/self/fd").size(), fds_) << "an fd leaked";
-    EXPECT_EQ(entries("/dev/shm"), shm_) << "a /dev/shm entry leaked";
-  }
-  std::size_t fds_ = 0;
-  std::set<std::string> shm_;
-};
-
-// Forks; the child runs body() and _exits with its result (100 if it threw). Returns the pid.
-pid_t fork_child(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 100;
-    try {
-      code = body();
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  EXPECT_GT(pid, 0);
-  return pid;
-}
+using procsup::testing::fork_child;
 
 // Reaps pid and expects a clean exit 0.
 void expect_clean_exit(pid_t pid) {

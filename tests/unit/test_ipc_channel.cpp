@@ -9,10 +9,9 @@
 
 #include <cstddef>
 #include <cstring>
-#include <filesystem>
-#include <set>
 #include <string>
 
+#include "helpers/process_guard.hpp"
 #include "procsup/ipc/channel.hpp"
 
 using namespace procsup::ipc;
@@ -20,26 +19,8 @@ using procsup::shm::ring_status;
 
 namespace {
 
-std::set<std::string> entries(const char* dir) {
-  std::set<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) out.insert(e.path().filename().string());
-  return out;
-}
-
-// Fails the test if it leaves an fd or a /dev/shm entry behind.
-class ipc_channel : public ::testing::Test {
- protected:
-  void SetUp() override {
-    fds_ = entries("/proc/self/fd").size();
-    shm_ = entries("/dev/shm");
-  }
-  void TearDown() override {
-    EXPECT_EQ(entries("/proc/self/fd").size(), fds_) << "an fd leaked";
-    EXPECT_EQ(entries("/dev/shm"), shm_) << "a /dev/shm entry leaked";
-  }
-  std::size_t fds_ = 0;
-  std::set<std::string> shm_;
-};
+// Fails a test that leaves an fd or a /dev/shm entry behind.
+class ipc_channel : public procsup::testing::process_guard_test {};
 
 std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 std::string text_of(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
