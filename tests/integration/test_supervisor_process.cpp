@@ -141,7 +141,9 @@ TEST_F(process_patterns, a_hundred_children_add_only_a_few_mappings_to_the_super
   const std::size_t during = mapping_count();
   for (int i = 0; i < 100; ++i) EXPECT_EQ(value_of(kids[static_cast<std::size_t>(i)].send(i)), 2 * i);
   sup.stop();
-  EXPECT_LE(during, before + 8) << "mappings before: " << before << ", with 100 children: " << during;
+  // One mapping per child would add 100. The pool adds two chunks; the rest is the parent's own
+  // heap growing (ASan's allocator maps its memory in many pieces: +10 there).
+  EXPECT_LE(during, before + 30) << "mappings before: " << before << ", with 100 children: " << during;
 }
 
 // ------------------------------------------------------------------ exceptions in handle()
