@@ -136,6 +136,22 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       if (!c.removed && c.id() == id) return &c;
     return nullptr;
   }
+
+  void refuse_if_stopped() const {
+    if (stopped) throw process_error("supervisor " + opt.name + " is stopped");
+  }
+
+  // The waiter of child `id`'s first start (spawn, spawn_many): a child that never started is
+  // not kept, and `then` gets "" or the error after the handler that reported it has finished
+  // (its spawn_failed event included).
+  std::function<void(const std::string&)> first_start_waiter(std::string id,
+                                                             std::function<void(const std::string&)> then) {
+    return [self = shared_from_this(), id = std::move(id), then = std::move(then)](const std::string& err) {
+      if (!err.empty())
+        if (auto* c = self->find(id)) c->removed = true;
+      self->loop.post([then, err] { then(err); });
+    };
+  }
   std::size_t index_of(const child& c) const {
     for (std::size_t i = 0; i < children.size(); ++i)
       if (&children[i] == &c) return i;
@@ -426,17 +442,9 @@ std::shared_ptr<detail::unit> supervisor::add(detail::unit_spec spec, strategy s
   auto f = started.get_future();
   auto core = core_;
   core_->loop.call([&] {
-    if (core->stopped) throw process_error("supervisor " + core->opt.name + " is stopped");
+    core->refuse_if_stopped();
     core->adopt(u, s, restart_on_exit);
-    if (wait) {
-      std::string id = u->id();
-      u->when_started([&started, core, id](const std::string& err) {
-        if (!err.empty())
-          if (auto* c = core->find(id)) c->removed = true;  // a child that never started is not kept
-        // After the handler that reported it has finished (its spawn_failed event included).
-        core->loop.post([&started, err] { started.set_value(err); });
-      });
-    }
+    if (wait) u->when_started(core->first_start_waiter(u->id(), [&started](const std::string& err) { started.set_value(err); }));
     u->launch();
   });
   if (wait) {
@@ -468,15 +476,10 @@ std::vector<std::shared_ptr<detail::unit>> supervisor::add_many(std::vector<deta
   b->left = units.size();
   auto core = core_;
   core->loop.call([&] {
-    if (core->stopped) throw process_error("supervisor " + core->opt.name + " is stopped");
+    core->refuse_if_stopped();
     for (auto& u : units) {
       core->adopt(u, s, false);
-      std::string id = u->id();
-      u->when_started([b, core, id](const std::string& err) {
-        if (!err.empty())
-          if (auto* c = core->find(id)) c->removed = true;  // a child that never started is not kept
-        core->loop.post([b, id, err] { b->done(id, err); });  // as in add()
-      });
+      u->when_started(core->first_start_waiter(u->id(), [b, id = u->id()](const std::string& err) { b->done(id, err); }));
     }
   });
   // One launch per loop iteration, so the loop keeps serving its other children (and this batch's

@@ -173,13 +173,7 @@ void unit::launch() {
   for (int fd : close_after) sys::close_fd(fd);
 
   if (auto* err = std::get_if<launch_error>(&r)) {
-    {
-      std::lock_guard lk(mu_);
-      last_error_ = err->message;
-    }
-    notify_started(err->message);
-    if (on_launch_failed) on_launch_failed(*this, *err);
-    complete_async();
+    fail_launch(*err);
     return;
   }
   const pid_t pid = std::get<pid_t>(r);
@@ -548,6 +542,23 @@ std::string unit::exit_cause(int status) const {
   return describe_wait_status(status);
 }
 
+void unit::fail_launch(const launch_error& err) {
+  {
+    std::lock_guard lk(mu_);
+    last_error_ = err.message;
+  }
+  notify_started(err.message);
+  if (on_launch_failed) on_launch_failed(*this, err);
+  complete_async();
+}
+
+void unit::drop_channel_locked() {
+  if (ep_valid_) loop_.unwatch(ep_.wake_fd());
+  ep_valid_ = false;
+  ep_ = ipc::endpoint();
+  chan_.reset();
+}
+
 void unit::on_setup_report() {
   launch_error err;
   const auto st = read_setup_report(setup_report_fd_, err);
@@ -575,17 +586,11 @@ void unit::on_exit(int status) {
     {
       std::lock_guard rk(recv_mu_);
       std::lock_guard lk(mu_);
-      if (ep_valid_) loop_.unwatch(ep_.wake_fd());
-      ep_valid_ = false;
-      ep_ = ipc::endpoint();
-      chan_.reset();
+      drop_channel_locked();
       pid_ = 0;
       last_exit_status_ = status;
-      last_error_ = err->message;
     }
-    notify_started(err->message);
-    if (on_launch_failed) on_launch_failed(*this, *err);
-    complete_async();
+    fail_launch(*err);
     return;
   }
   // Stragglers of its process group (grandchildren) go with it.
@@ -605,10 +610,7 @@ void unit::on_exit(int status) {
     drain_locked();  // replies written before it died are good
     end.cause = exit_cause(status);
     std::lock_guard lk(mu_);
-    if (ep_valid_) loop_.unwatch(ep_.wake_fd());
-    ep_valid_ = false;
-    ep_ = ipc::endpoint();
-    chan_.reset();
+    drop_channel_locked();
     lost.swap(inflight_);
     end.requested = stopping_;
     restart_after = std::exchange(restart_after_stop_, false);

@@ -189,6 +189,10 @@ class unit : public std::enable_shared_from_this<unit> {
   std::optional<launch_error> setup_error_;
   void on_setup_report();
   void close_setup_report();
+  // A start that never ran (fork or a setup step failed): last error, start waiters, the owner.
+  void fail_launch(const launch_error& err);
+  // The instance's channel and its epoll watch go (recv_mu_ and mu_ held).
+  void drop_channel_locked();
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
