@@ -67,7 +67,7 @@ struct child_plan {
   std::optional<uid_t> uid;
   const char* cwd = nullptr;
   const std::vector<std::pair<int, int>>* fds = nullptr;
-  int* moved = nullptr;  // scratch, one per fds entry (written by the child in its own copy)
+  int* moved = nullptr;  // scratch, one per fds entry, written by the child (fork: in its own copy)
   int dup_floor = 3;     // every moved source lands at or above this, i.e. above every target
   const std::vector<int>* keep = nullptr;  // sorted fds >= 3 that survive: targets + error pipe
   int error_fd = -1;                       // fork: the error pipe's write end
@@ -248,23 +248,51 @@ int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& k
   return 0;
 }
 
-// fork with every signal blocked (so no parent handler runs in the child before it resets
-// them); the child runs its setup, closes the pipe's write end (EOF: setup done) and
-// _exit(body()). Returns the pid with the write end closed here, or the fork's error (the pipe
-// then closed).
-std::variant<pid_t, launch_error> fork_child(int (&pipe_fds)[2], const child_plan& plan, const std::function<int()>& body) {
-  sigset_t all;
-  sigset_t old;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    run_child_setup(plan);
-    ::close(plan.error_fd);  // EOF tells the parent the setup succeeded
-    ::_exit(body());
+// Every signal blocked in the calling thread while it lives: a new child starts with the mask,
+// so no parent handler runs in it before it has reset them.
+class all_signals_blocked {
+ public:
+  all_signals_blocked() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old_);
   }
-  const int fork_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ~all_signals_blocked() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  all_signals_blocked(const all_signals_blocked&) = delete;
+  all_signals_blocked& operator=(const all_signals_blocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+// The launch_error of a child that reported a failed step.
+launch_error step_error(const error_record& record, const std::string& what) {
+  const auto s = static_cast<step>(record.failed_step);
+  return launch_error{record.error, step_name(s), describe(s, record.error, what)};
+}
+
+// Reaps a child that reported a failed step and is in _exit(127): nobody else knows its pid.
+void reap_failed(pid_t pid) {
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// fork with every signal blocked; the child runs its setup, closes the pipe's write end (EOF:
+// setup done) and _exit(body()). Returns the pid with the write end closed here, or the fork's
+// error (the pipe then closed).
+std::variant<pid_t, launch_error> fork_child(int (&pipe_fds)[2], const child_plan& plan, const std::function<int()>& body) {
+  pid_t pid;
+  int fork_errno;
+  {
+    all_signals_blocked blocked;
+    pid = ::fork();
+    if (pid == 0) {
+      run_child_setup(plan);
+      ::close(plan.error_fd);  // EOF tells the parent the setup succeeded
+      ::_exit(body());
+    }
+    fork_errno = errno;
+  }
   ::close(pipe_fds[1]);
   if (pid < 0) {
     ::close(pipe_fds[0]);
@@ -277,8 +305,7 @@ std::variant<pid_t, launch_error> fork_child(int (&pipe_fds)[2], const child_pla
 setup_report decode_report(ssize_t n, const error_record& record, launch_error& error) {
   if (n == 0) return setup_report::succeeded;  // EOF
   if (n != static_cast<ssize_t>(sizeof record)) return n < 0 && errno == EAGAIN ? setup_report::pending : setup_report::succeeded;
-  const auto s = static_cast<step>(record.failed_step);
-  error = launch_error{record.error, step_name(s), describe(s, record.error, "forked child")};
+  error = step_error(record, "forked child");
   return setup_report::failed;
 }
 
@@ -311,24 +338,21 @@ std::variant<pid_t, launch_error> vfork_exec(child_plan& plan, exec_child& child
   volatile error_record record{-1, 0};
   plan.shared_error = &record;
 
-  sigset_t all;
-  sigset_t old;
-  sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  void* top = stack.get() + stack_bytes;  // the stack grows down; new[] memory is 16-byte aligned
-  const pid_t pid = ::clone(exec_child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
-  const int clone_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pid_t pid;
+  int clone_errno;
+  {
+    all_signals_blocked blocked;
+    void* top = stack.get() + stack_bytes;  // the stack grows down; new[] memory is 16-byte aligned
+    pid = ::clone(exec_child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+    clone_errno = errno;
+  }
   plan.shared_error = nullptr;
 
   if (pid < 0) return make_error(clone_errno, "fork", "fork for " + what);
   if (record.failed_step < 0) return pid;  // exec'd
-
-  // The child failed a step and is in _exit(127): reap it here; nobody else knows the pid.
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-  const auto s = static_cast<step>(record.failed_step);
-  return launch_error{record.error, step_name(s), describe(s, record.error, what)};
+  reap_failed(pid);
+  const error_record failed{record.failed_step, record.error};
+  return step_error(failed, what);
 }
 
 std::string default_path() { return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; }
@@ -452,9 +476,7 @@ std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const st
   const auto st = read_setup_report(report_fd, error);  // blocks until EOF or a failure record
   ::close(report_fd);
   if (st != setup_report::failed) return pid;
-  // The child reported a failure and is in _exit(127): reap it here; nobody else knows the pid.
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  reap_failed(pid);
   return error;
 }
 
