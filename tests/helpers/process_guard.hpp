@@ -203,6 +203,19 @@ inline std::string describe_wait_status(int status) {
   return "wait status " + std::to_string(status);
 }
 
+// Everything readable from `fd` until EOF or an error (EINTR retried).
+inline std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
 // How many mappings this process has (lines of /proc/self/maps): forks cost per mapping.
 inline std::size_t mapping_count() {
   std::ifstream f("/proc/self/maps");

@@ -115,16 +115,9 @@ inline std::string status_line(pid_t pid, const std::string& key) {
 
 // The whole content of a file ("" if it cannot be read).
 inline std::string read_file(const std::string& path) {
-  std::string out;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
+  if (fd < 0) return {};
+  std::string out = read_all(fd);
   ::close(fd);
   return out;
 }
@@ -143,17 +136,25 @@ inline std::vector<pid_t> live_processes_tagged(const std::string& tag) {
   return out;
 }
 
-// Waits (bounded) until process `pid` has died. A pidfd becomes readable when the process
-// exits; works for processes that are not our children. True if it is gone.
-inline bool wait_process_gone(pid_t pid, std::chrono::milliseconds deadline = default_deadline) {
+// Waits up to `deadline` for process `pid` to exit, on its pidfd (readable once it has exited;
+// works for processes that are not our children). 1: exited, 0: still running at the deadline,
+// -1: no pidfd (errno says why: ESRCH when there is no such process).
+inline int wait_pidfd(pid_t pid, std::chrono::milliseconds deadline) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH || !process_alive(pid);
+  if (fd < 0) return -1;
   pollfd p{fd, POLLIN, 0};
   int r;
   do {
     r = ::poll(&p, 1, static_cast<int>(deadline.count()));
   } while (r < 0 && errno == EINTR);
   ::close(fd);
+  return r > 0 ? 1 : 0;
+}
+
+// Waits (bounded) until process `pid` has died. True if it is gone.
+inline bool wait_process_gone(pid_t pid, std::chrono::milliseconds deadline = default_deadline) {
+  const int r = wait_pidfd(pid, deadline);
+  if (r < 0) return errno == ESRCH || !process_alive(pid);
   return r > 0 || !process_alive(pid);
 }
 
@@ -254,18 +255,9 @@ inline pid_t spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
 // wait status; *timed_out tells whether the deadline was hit.
 inline int wait_child_bounded(pid_t pid, std::chrono::milliseconds deadline, bool* timed_out = nullptr) {
   if (timed_out != nullptr) *timed_out = false;
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd >= 0) {
-    pollfd p{fd, POLLIN, 0};
-    int r;
-    do {
-      r = ::poll(&p, 1, static_cast<int>(deadline.count()));
-    } while (r < 0 && errno == EINTR);
-    ::close(fd);
-    if (r == 0) {
-      if (timed_out != nullptr) *timed_out = true;
-      ::kill(pid, SIGKILL);
-    }
+  if (wait_pidfd(pid, deadline) == 0) {
+    if (timed_out != nullptr) *timed_out = true;
+    ::kill(pid, SIGKILL);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {

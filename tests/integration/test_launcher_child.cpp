@@ -34,17 +34,7 @@ using procsup::launch_fork;
 
 class launcher : public procsup::testing::process_guard_test {};
 
-std::string read_all(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
+using procsup::testing::read_all;
 
 int wait_status(pid_t pid) {
   int status = 0;
