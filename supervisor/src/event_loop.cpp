@@ -2,6 +2,8 @@
 // daemon. See event_loop.hpp.
 #include "procsup/supervisor/event_loop.hpp"
 
+#include "procsup/supervisor/launcher.hpp"
+
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -66,6 +68,7 @@ void event_loop::run_posted() {
 
 void event_loop::run() {
   loop_thread_id_ = std::this_thread::get_id();
+  reserve_launch_fds();  // the loop's thread launches the children: its fd slots while fds are few
   stop_requested_ = false;
   while (!stop_requested_) run_once(-1);
   run_posted();  // whoever posted and waits must not hang
@@ -78,6 +81,7 @@ void event_loop::start_thread() {
   auto f = started.get_future();
   thread_ = std::thread([this, &started] {
     loop_thread_id_ = std::this_thread::get_id();
+    reserve_launch_fds();
     started.set_value();
     while (!stop_requested_) run_once(-1);
     run_posted();

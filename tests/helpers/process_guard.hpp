@@ -49,6 +49,14 @@
 #include <string>
 #include <vector>
 
+// procsup's launcher keeps a few placeholder fds per thread that runs launch_exec() (see
+// reserve_launch_fds()). A snapshot reserves them first, so that they are not blamed on the test
+// whose launch happened to be the thread's first. Weak: a test binary without the launcher
+// (shm, ipc) does not need it, and then the address is null.
+namespace procsup {
+[[gnu::weak]] void reserve_launch_fds();
+}  // namespace procsup
+
 namespace procsup::testing {
 
 namespace detail {
@@ -129,7 +137,10 @@ struct leak_snapshot {
     return out;
   }
 
-  static leak_snapshot take() { return {open_fds(), dev_shm_entries(), child_pids()}; }
+  static leak_snapshot take() {
+    if (procsup::reserve_launch_fds != nullptr) procsup::reserve_launch_fds();
+    return {open_fds(), dev_shm_entries(), child_pids()};
+  }
 
   // What appeared since `before`, one line per problem. With `reap`, new children are SIGKILLed
   // and reaped (so they do not haunt later tests). `shm_counts` filters /dev/shm names.

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "helpers/process_guard.hpp"
 #include "procsup/supervisor/launcher.hpp"
@@ -131,6 +133,62 @@ TEST_F(launcher, child_inherits_exactly_stdio_and_the_mapped_fds) {
   EXPECT_EQ(r.out, line + "\n");
   EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
   for (int fd : {leaky[0], leaky[1], leaky_file, null_in, extra, same}) ::close(fd);
+}
+
+// A supervisor's fds fill the low numbers, so the fds it hands a child are high: the exec path
+// passes them through low placeholder slots (8 per thread) and the child copies only the fds
+// below them. With more mappings than slots, hundreds of inheritable fds open in the parent and
+// a target above every source, the child still gets exactly its fds, and afterwards no slot
+// holds on to a staged fd (the child's stdout pipe reaches EOF).
+TEST_F(launcher, high_numbered_fds_reach_their_targets_past_hundreds_of_open_fds) {
+  rlimit rl{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
+  const int top = static_cast<int>(std::min<rlim_t>(rl.rlim_cur, 1024)) - 1;
+  ASSERT_GT(top, 300);
+  std::vector<int> ballast;  // inheritable: the child must close them all the same
+  while (ballast.empty() || ballast.back() < top - 40) {
+    const int fd = ::open("/dev/null", O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ballast.push_back(fd);
+  }
+  ASSERT_GT(ballast.size(), 200u);
+
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const int out_high = top - 30;
+  ASSERT_EQ(::dup3(out[1], out_high, O_CLOEXEC), out_high);
+  ::close(out[1]);
+  child_setup setup;
+  std::vector<int> sources{out_high};
+  setup.fds.emplace_back(out_high, 1);
+  for (int k = 0; k < 10; ++k) {  // more than there are slots
+    const int src = top - 20 + k;
+    ASSERT_EQ(::dup3(ballast.front(), src, O_CLOEXEC), src);
+    sources.push_back(src);
+    setup.fds.emplace_back(src, 30 + k);
+  }
+  setup.fds.emplace_back(top - 20, top);  // one source twice, onto a target above every source
+
+  exec_spec spec;
+  spec.path = PROCSUP_TEST_TARGET;
+  spec.argv = {"procsup_test_target", "list-fds"};
+  spec.setup = setup;
+  const auto r = launch_exec(spec);
+  ::close(out_high);
+  ASSERT_TRUE(std::holds_alternative<pid_t>(r)) << std::get<launch_error>(r).message;
+  std::string expected = "0 1 2";
+  for (int k = 0; k < 10; ++k) expected += " " + std::to_string(30 + k);
+  expected += " " + std::to_string(top) + "\n";
+  EXPECT_EQ(read_all(out[0]), expected);  // EOF: no placeholder slot kept the write end
+  ::close(out[0]);
+  const int status = wait_status(std::get<pid_t>(r));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  for (int fd : sources) {
+    if (fd != out_high) {
+      EXPECT_EQ(::close(fd), 0) << "source fd " << fd << " was closed in the parent";
+    }
+  }
+  for (int fd : ballast) ::close(fd);
 }
 
 TEST_F(launcher, swapped_fd_mappings_land_on_the_right_targets) {

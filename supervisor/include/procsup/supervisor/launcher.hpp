@@ -108,6 +108,13 @@ enum class setup_report { pending, succeeded, failed };
 // One read of a setup pipe: pending (nothing yet), succeeded (EOF), or failed (`error` filled).
 setup_report read_setup_report(int report_fd, launch_error& error);
 
+// Reserves now, for the calling thread, the few low fds launch_exec() passes a child's fds
+// through (otherwise reserved at the thread's first launch_exec): a child copies only the fds
+// below the highest one it is given, so that the cost of a launch does not grow with the number
+// of fds the parent has open. Call it early in a thread that will open many fds before its first
+// launch. The fds (close-on-exec placeholders on /dev/null) are closed when the thread exits.
+void reserve_launch_fds();
+
 // procsup's own environment as a vector of "NAME=value" (for exec_spec::env).
 std::vector<std::string> current_environment();
 
