@@ -51,18 +51,27 @@ output_router::file_state* output_router::file_for(const program_config& p, cons
 }
 
 std::vector<int> output_router::prepare(const program_config& p, const std::string& id, child_setup& s) {
-  std::vector<int> close_after;
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull >= 0) {
-    s.fds.emplace_back(devnull, 0);
-    close_after.push_back(devnull);
-  }
+  if (devnull_ < 0) devnull_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull_ >= 0) s.fds.emplace_back(devnull_, 0);
   const std::pair<const output_target*, int> streams[] = {{&p.stdout_target, 1}, {&p.stderr_target, 2}};
   for (auto [target, fd] : streams) {
-    if (target->where == output_target::kind::inherit) continue;
+    const auto held = held_.find({id, fd});
+    if (target->where == output_target::kind::inherit) {
+      if (held != held_.end()) retire(held);
+      continue;
+    }
     // "log" and files alike: a pipe that the loop reads. A file is written by procsup, never by
     // the child, so it can be rotated while the child runs.
     file_state* file = target->where == output_target::kind::file ? file_for(p, *target, id) : nullptr;
+    if (held != held_.end()) {
+      const auto it = pipes_.find(held->second.read_fd);
+      if (it != pipes_.end() && it->second.file == file) {
+        end_run(it->first, it->second);  // normally done at the exit already (run_ended)
+        s.fds.emplace_back(held->second.write_fd, fd);
+        continue;
+      }
+      retire(held);  // the target changed (reload)
+    }
     int pfd[2];
     if (::pipe2(pfd, O_CLOEXEC) != 0) {
       log_event(spdlog::level::err, "[" + id + "] cannot create an output pipe",
@@ -71,10 +80,49 @@ std::vector<int> output_router::prepare(const program_config& p, const std::stri
     }
     ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     s.fds.emplace_back(pfd[1], fd);
-    close_after.push_back(pfd[1]);
+    held_[{id, fd}] = held_pipe{pfd[0], pfd[1]};
     watch(pfd[0], pipe_state{p.name, id, fd == 1 ? "stdout" : "stderr", file, {}});
   }
-  return close_after;
+  return {};
+}
+
+void output_router::retire(std::map<std::pair<std::string, int>, held_pipe>::iterator held) {
+  // The read end stays watched: it reaches EOF (and is closed) once nobody else writes.
+  ::close(held->second.write_fd);
+  held_.erase(held);
+}
+
+void output_router::release(const std::string& id) {
+  for (int fd : {1, 2})
+    if (const auto held = held_.find({id, fd}); held != held_.end()) retire(held);
+}
+
+void output_router::run_ended(const std::string& id) {
+  for (int fd : {1, 2}) {
+    const auto held = held_.find({id, fd});
+    if (held == held_.end()) continue;
+    if (const auto it = pipes_.find(held->second.read_fd); it != pipes_.end()) end_run(it->first, it->second);
+  }
+}
+
+// What a run left in its held pipe is taken now, and its unfinished last line ends here (an EOF
+// used to do both) rather than running into the next run's first line.
+void output_router::end_run(int fd, pipe_state& p) {
+  drain(fd, p, 16);
+  if (!p.partial.empty()) {
+    emit_line(p, p.partial);
+    p.partial.clear();
+  }
+}
+
+void output_router::drain(int fd, pipe_state& p, int rounds) {
+  static char buf[read_chunk];  // loop thread only
+  for (int round = 0; round < rounds; ++round) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    consume(p, std::string_view(buf, static_cast<std::size_t>(n)));
+  }
 }
 
 void output_router::watch(int fd, pipe_state state) {
@@ -95,6 +143,13 @@ void output_router::read_some(int fd) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   close_pipe(fd, p);
   pipes_.erase(it);
+  // A read error on a held pipe (EOF cannot happen while its write end is held): the instance's
+  // next run gets a new one, and this fd number can be reused by another pipe.
+  for (auto h = held_.begin(); h != held_.end(); ++h)
+    if (h->second.read_fd == fd) {
+      retire(h);
+      break;
+    }
 }
 
 // Raw bytes to the file (exactly what the child wrote); lines to procsup's log and the tail.
@@ -170,19 +225,17 @@ void output_router::close_pipe(int fd, pipe_state& p) {
 }
 
 void output_router::flush_all() {
+  for (auto& [key, held] : held_) ::close(held.write_fd);
+  held_.clear();
   for (auto& [fd, p] : pipes_) {
     // The children are gone: take what they left in the pipe (bounded: a grandchild may still
     // hold the pipe and write).
-    static char buf[read_chunk];
-    for (int round = 0; round < 16; ++round) {
-      const ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      consume(p, std::string_view(buf, static_cast<std::size_t>(n)));
-    }
+    drain(fd, p, 16);
     close_pipe(fd, p);
   }
   pipes_.clear();
+  if (devnull_ >= 0) ::close(devnull_);
+  devnull_ = -1;
 }
 
 std::vector<output_line> output_router::tail(const std::vector<std::string>& ids, std::size_t n) const {

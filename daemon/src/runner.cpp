@@ -212,6 +212,8 @@ class daemon_runner {
   }
 
   void on_event(const lifecycle_event& e) {
+    // The run's last output first, then its end.
+    if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
     json f = json::object();
     if (e.pid) f["pid"] = e.pid;
     if (!e.cause.empty()) f["cause"] = e.cause;
@@ -457,6 +459,7 @@ class daemon_runner {
     for (const auto& id : to_remove) {
       log_event(spdlog::level::info, "reload: stopping", {{"instance", id}});
       auto forget = [this, id, step] {
+        output_.release(id);
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());

@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 
 #include <optional>
+#include <set>
+#include <string>
 
 #include "helpers/program_harness.hpp"
 
@@ -65,6 +67,32 @@ TEST_F(program_child_env, programs_inherit_only_fds_0_1_2_and_a_clean_signal_mas
   p.kill(SIGTERM);
   EXPECT_EQ(p.wait_exit(), 0) << p.output();
   EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
+}
+
+// An instance's output pipes outlive its runs (procsup holds the write ends, as runit does): every
+// run writes into the same pipe, and the unfinished last line of a run still ends at its exit
+// instead of running into the next run's output.
+TEST_F(program_child_env, restarts_reuse_the_instance_pipes_and_each_runs_last_line_ends_at_its_exit) {
+  const auto cfg = dir_.write_config("[[program]]\nname = \"flaky\"\ncommand = " +
+                                     toml_argv({"/bin/sh", "-c", "printf '%s %s' $$ $(readlink /proc/$$/fd/1); exit 3"}) +
+                                     "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  std::set<std::string> pids;
+  std::set<std::string> pipes;
+  std::size_t from = 0;
+  for (int run = 0; run < 3; ++run) {
+    const std::string line = next_output(p, "flaky", from);  // "PID pipe:[INODE]", nothing more
+    const auto space = line.find(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    EXPECT_EQ(line.find(' ', space + 1), std::string::npos) << "two runs in one line: " << line;
+    EXPECT_EQ(line.rfind("pipe:[", space + 1), space + 1) << line;
+    pids.insert(line.substr(0, space));
+    pipes.insert(line.substr(space + 1));
+  }
+  EXPECT_EQ(pids.size(), 3u);   // three runs
+  EXPECT_EQ(pipes.size(), 1u);  // one pipe
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
 }
 
 TEST_F(program_child_env, program_output_lines_appear_in_the_log_prefixed_with_the_name) {

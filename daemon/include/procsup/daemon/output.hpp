@@ -75,9 +75,23 @@ class output_router {
   output_router& operator=(const output_router&) = delete;
 
   // Before each launch of instance `id` of program `p` (loop thread): adds stdin (/dev/null),
-  // stdout and stderr to `setup.fds` and returns the fds to close in the parent after the fork.
-  // A file target whose file cannot be opened falls back to procsup's log (with an error logged).
+  // stdout and stderr to `setup.fds` and returns the fds to close in the parent after the fork
+  // (none: see below). A file target whose file cannot be opened falls back to procsup's log
+  // (with an error logged).
+  //
+  // An instance's stdout and stderr pipes outlive its runs, as with runit: procsup holds the
+  // write ends too, and a restart hands the same pipes to the next run. So an exit is not also an
+  // EOF on two pipes (two wake-ups of procsup while the child is still exiting, ~0.2 ms of a
+  // restart), a restart creates no pipes, and what an orphaned grandchild writes later still
+  // reaches the instance's log. At the exit (run_ended) and again before reuse, what the run left
+  // is read and its unfinished last line is ended. A changed target (reload) gets new pipes.
   std::vector<int> prepare(const program_config& p, const std::string& id, child_setup& setup);
+  // A run of instance `id` ended (its process exited): what it left in its pipes is read and
+  // logged, and an unfinished last line is ended, as an EOF would have done.
+  void run_ended(const std::string& id);
+  // Instance `id` is gone for good (reload removed or changed its program): its pipes' write ends
+  // are closed, and their read ends close at EOF once nothing else writes to them.
+  void release(const std::string& id);
 
   // Reads what is left in the pipes (bounded), writes / logs it and closes them (at shutdown).
   void flush_all();
@@ -122,9 +136,19 @@ class output_router {
   void consume(pipe_state& p, std::string_view data);
   void emit_line(const pipe_state& p, std::string_view line);
   void close_pipe(int fd, pipe_state& p);
+  // Reads and consumes at most `rounds` chunks of what is in the pipe now.
+  void drain(int fd, pipe_state& p, int rounds);
+  void end_run(int fd, pipe_state& p);
+  struct held_pipe {
+    int read_fd = -1;
+    int write_fd = -1;
+  };
+  void retire(std::map<std::pair<std::string, int>, held_pipe>::iterator held);
 
   event_loop& loop_;
-  std::map<int, pipe_state> pipes_;
+  std::map<int, pipe_state> pipes_;                     // by read end
+  std::map<std::pair<std::string, int>, held_pipe> held_;  // by {instance id, 1|2}: reused pipes
+  int devnull_ = -1;                                      // every instance's stdin
   std::map<std::string, file_state> files_;  // by path: instances and streams sharing a file share one
   std::map<std::string, output_tail> tails_;  // by instance id; kept across restarts
   std::map<int, follower> followers_;
