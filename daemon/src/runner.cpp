@@ -226,8 +226,8 @@ class daemon_runner {
     check_ready();
   }
 
-  // Every instance costs procsup about three fds (pidfd, stdout and stderr pipes), so the usual
-  // soft limit of 1024 (systemd's default for services) would stop it at ~330 instances with
+  // Every instance costs procsup about five fds (pidfd, both ends of its stdout and stderr pipes),
+  // so the usual soft limit of 1024 (systemd's default for services) would stop it at ~200 instances with
   // EMFILE. Like systemd itself, procsup raises its soft limit to the hard one and gives each
   // program the limit it was started with.
   void raise_fd_limit() {
@@ -245,6 +245,9 @@ class daemon_runner {
 
   void check_ready() {
     if (!launched_) return;
+    // Counting locks every instance: once READY=1 is out, only a STATUS= for systemd needs it
+    // (not on every event of every restart with 1,000 instances and nobody listening).
+    if (ready_sent_ && (shutting_down_ || !notify_.enabled())) return;
     int running = 0, starting = 0, failed = 0;
     for (auto& i : instances_) {
       switch (i.unit->state()) {
