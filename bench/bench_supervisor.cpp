@@ -12,10 +12,15 @@
 //                               (counters spawn_ms, stop_ms per iteration)
 //   idle/100_children           a supervisor with 100 idle children for PROCSUP_BENCH_IDLE_SECONDS
 //                               (default 3): the process's CPU time, context switches, timers
+//   launch/exec/fds:N           procsup::launch_exec of /bin/true + waitpid, with N extra fds open
+//                               in the parent (close-on-exec, as a supervisor's own fds are)
+//   launch/posix_spawn/fds:N    baseline: posix_spawn of /bin/true + waitpid, same N fds
 //   big_parent/...              restart and fork+waitpid again after the process allocated and
 //                               touched 200 MB of heap (registered last: the ballast stays)
 // bench/run_supervisor.sh turns the JSON output into the README table (medians, ratios, targets).
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -148,6 +153,71 @@ void bm_fork_waitpid(benchmark::State& state) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+  }
+}
+
+// ------------------------------------------------------------------ launch cost vs open fds
+
+// N close-on-exec fds open while it lives: a supervisor's pidfds, pipes and channels.
+class fd_ballast {
+ public:
+  explicit fd_ballast(int n) {
+    rlimit rl{};  // the usual soft limit of 1024 is too low: the hard one, as procsup itself does
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) die("open /dev/null (raise ulimit -n)");
+      fds_.push_back(fd);
+    }
+  }
+  ~fd_ballast() {
+    for (int fd : fds_) ::close(fd);
+  }
+  fd_ballast(const fd_ballast&) = delete;
+  fd_ballast& operator=(const fd_ballast&) = delete;
+
+ private:
+  std::vector<int> fds_;
+};
+
+void reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void bm_launch_exec(benchmark::State& state) {
+  const fd_ballast ballast(static_cast<int>(state.range(0)));
+  procsup::exec_spec spec;
+  spec.path = "/bin/true";
+  const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  spec.setup.fds = {{devnull, 0}, {devnull, 1}, {devnull, 2}};  // as the daemon passes stdio
+  for (auto _ : state) {
+    auto r = procsup::launch_exec(spec);
+    if (auto* err = std::get_if<procsup::launch_error>(&r)) {
+      state.SkipWithError(err->message.c_str());
+      break;
+    }
+    reap(std::get<pid_t>(r));
+  }
+  ::close(devnull);
+}
+
+void bm_launch_posix_spawn(benchmark::State& state) {
+  const fd_ballast ballast(static_cast<int>(state.range(0)));
+  char path[] = "/bin/true";
+  char* argv[] = {path, nullptr};
+  char* envp[] = {nullptr};
+  for (auto _ : state) {
+    pid_t pid = -1;
+    if (::posix_spawn(&pid, path, nullptr, nullptr, argv, envp) != 0) {
+      state.SkipWithError("posix_spawn /bin/true");
+      break;
+    }
+    reap(pid);
   }
 }
 
@@ -404,6 +474,8 @@ void bm_big_fork_waitpid(benchmark::State& state) {
 
 BENCHMARK(bm_restart_supervised)->Name("restart/supervised")->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_fork_waitpid)->Name("restart/fork_waitpid")->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(bm_launch_exec)->Name("launch/exec/fds")->Arg(0)->Arg(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(bm_launch_posix_spawn)->Name("launch/posix_spawn/fds")->Arg(0)->Arg(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_rt_send_get)->Name("rt/send_get/64")->UseRealTime();
 BENCHMARK(bm_rt_socketpair)->Name("rt/socketpair/64")->UseRealTime();
 BENCHMARK(bm_rt_channel)->Name("rt/channel/64")->UseRealTime();

@@ -44,6 +44,9 @@ for n in (1, 100, 1000):
     print(f"| spawn() {n:,} children one by one / stop them (ms) | {fmt(counter(f'lifecycle/{n}', 'spawn_ms'), 1)} / {fmt(counter(f'lifecycle/{n}', 'stop_ms'), 1)} | | |")
 for n in (100, 1000):
     print(f"| spawn_many({n:,}) / stop them (ms) | {fmt(counter(f'lifecycle_many/{n}', 'spawn_ms'), 1)} / {fmt(counter(f'lifecycle_many/{n}', 'stop_ms'), 1)} | | |")
+ex0, ex3k = us("launch/exec/fds/0"), us("launch/exec/fds/3000")
+ps0, ps3k = us("launch/posix_spawn/fds/0"), us("launch/posix_spawn/fds/3000")
+print(f"| launch_exec of /bin/true, none / 3,000 fds open in the parent (us) | {fmt(ex0, 0)} / {fmt(ex3k, 0)} ({fmt(ratio(ex3k, ex0))}x) | posix_spawn {fmt(ps0, 0)} / {fmt(ps3k, 0)} ({fmt(ratio(ps3k, ps0))}x) | {fmt(ratio(ex3k, ps3k))}x |")
 print(f"| 200 MB parent: restart latency (us) | {fmt(big_restart, 0)} | fork+waitpid {fmt(big_fork, 0)} | {fmt(ratio(big_restart, big_fork))}x |")
 if idle:
     w = idle.get("window_s", 0)
