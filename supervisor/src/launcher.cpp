@@ -383,8 +383,16 @@ class fd_slots {
   static constexpr std::size_t count = 8;
 
   // The calling thread's slots, reserved at its first call (reserve_launch_fds() or a launch).
+  // A forked copy of the thread (a forked child that launches in turn) has closed them with its
+  // other inherited fds, and their numbers may be other fds now: it reserves its own.
   static fd_slots& mine() {
     thread_local fd_slots slots;
+    if (slots.owner_ != ::getpid()) {
+      slots.fds_.fill(-1);  // not closed: not ours any more
+      slots.placeholder_ = -1;
+      slots.reserved_ = 0;
+      slots.reserve();
+    }
     return slots;
   }
 
@@ -404,6 +412,11 @@ class fd_slots {
  private:
   fd_slots() {
     fds_.fill(-1);
+    reserve();
+  }
+
+  void reserve() {
+    owner_ = ::getpid();
     placeholder_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (placeholder_ < 0) return;
     for (int& fd : fds_) {
@@ -413,6 +426,7 @@ class fd_slots {
     }
   }
 
+  pid_t owner_ = 0;
   int placeholder_ = -1;
   std::array<int, count> fds_{};
   std::size_t reserved_ = 0;

@@ -191,6 +191,41 @@ TEST_F(launcher, high_numbered_fds_reach_their_targets_past_hundreds_of_open_fds
   for (int fd : ballast) ::close(fd);
 }
 
+// A forked child of a thread that has launched before (a forked behavior that launches in turn)
+// inherits the thread's slot numbers, but its setup closed those fds and the numbers now belong
+// to other fds: it must reserve slots of its own, not dup3() over its own fds.
+TEST_F(launcher, a_forked_copy_of_a_launching_thread_leaves_its_own_fds_alone) {
+  procsup::reserve_launch_fds();  // this thread's slots: the low numbers
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const pid_t middle = procsup::testing::fork_child([&] {
+    const int keep = ::fcntl(out[1], F_DUPFD_CLOEXEC, 900);
+    if (keep < 0 || ::close_range(3, 899, 0) != 0) return 10;  // as a forked child's setup does
+    std::vector<int> victims;  // they take the low numbers, the old slots' among them
+    for (int i = 0; i < 24; ++i) victims.push_back(::memfd_create(("victim-" + std::to_string(i)).c_str(), MFD_CLOEXEC));
+    exec_spec spec;
+    spec.path = PROCSUP_TEST_TARGET;
+    spec.argv = {"procsup_test_target", "list-fds"};
+    spec.setup.fds = {{keep, 1}};
+    const auto r = launch_exec(spec);
+    if (!std::holds_alternative<pid_t>(r)) return 11;
+    if (!WIFEXITED(wait_status(std::get<pid_t>(r)))) return 12;
+    for (int i = 0; i < 24; ++i) {  // each still its own memfd
+      char link[256] = {};
+      const std::string fd_path = "/proc/self/fd/" + std::to_string(victims[i]);
+      if (::readlink(fd_path.c_str(), link, sizeof link - 1) < 0) return 13;
+      if (std::string(link).find("memfd:victim-" + std::to_string(i) + " ") == std::string::npos) return 14;
+    }
+    return 0;
+  });
+  ASSERT_GT(middle, 0);
+  ::close(out[1]);
+  EXPECT_EQ(read_all(out[0]), "0 1 2\n");
+  ::close(out[0]);
+  const int status = procsup::testing::wait_child(middle);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << procsup::testing::describe_wait_status(status);
+}
+
 TEST_F(launcher, swapped_fd_mappings_land_on_the_right_targets) {
   int a[2];
   int b[2];
