@@ -2,6 +2,9 @@
 // on_writable) and client, plus the human status table.
 #include "procsup/daemon/control.hpp"
 
+#include "procsup/daemon/logging.hpp"
+
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -78,6 +81,7 @@ std::variant<std::unique_ptr<control_server>, control_error> control_server::ope
   }
   if (::listen(server->listen_fd_, 64) != 0)
     return control_error{errno, "control socket " + path + ": listen: " + errno_text(errno)};
+  server->spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   return server;
 }
 
@@ -86,6 +90,7 @@ control_server::control_server(std::string path, handler h, control_fd_hooks hoo
 
 control_server::~control_server() {
   while (!connections_.empty()) close_connection(connections_.begin()->first);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     struct stat st {};
@@ -159,7 +164,8 @@ void control_server::accept_all() {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN: all taken; EMFILE and friends: try again on the next readiness
+      if ((errno == EMFILE || errno == ENFILE) && refuse_one_out_of_fds(errno)) continue;
+      return;  // EAGAIN: all taken; ENOBUFS/ENOMEM: try again on the next readiness
     }
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -180,6 +186,24 @@ void control_server::accept_all() {
     connections_.emplace(fd, connection{});
     if (hooks_.added) hooks_.added(fd);
   }
+}
+
+// Out of fds: the spare one makes room to accept the waiting peer, tell it why and hang up, so
+// that it is not left waiting and the listening socket does not stay readable (a level-triggered
+// loop would spin on it). False when no spare could be had (then the next readiness retries).
+bool control_server::refuse_one_out_of_fds(int error) {
+  if (spare_fd_ < 0) return false;
+  ::close(spare_fd_);
+  const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0) {
+    write_and_forget(fd, dump_line(error_reply(std::string("procsup is out of file descriptors (") +
+                                               (error == EMFILE ? "EMFILE" : "ENFILE") + "): try again later")));
+    ::close(fd);
+  }
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  log_event(spdlog::level::warn, "control connection refused: out of file descriptors",
+            {{"error", errno_text(error)}, {"connections", connections_.size()}});
+  return fd >= 0 && spare_fd_ >= 0;
 }
 
 void control_server::serve(int fd, connection& c) {

@@ -3,13 +3,17 @@
 // the client's errors, and the human status table.
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -146,6 +150,47 @@ std::string raw_exchange(const std::string& path, const std::string& bytes) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
   ::close(fd);
   return out;
+}
+
+// Out of fds, a waiting client is accepted on the server's spare fd, told why and hung up on
+// (before, it was left waiting while a level-triggered loop spun on the readable listen socket);
+// once fds are free again the server serves as before.
+TEST_F(daemon_control, out_of_fds_a_client_is_told_so_and_service_resumes) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  served_control server(path, echo_handler);
+  ASSERT_TRUE(server.ok());
+  const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);  // made while fds are free
+  ASSERT_GE(client, 0);
+  timeval five{5, 0};  // a failure is a timeout, not a hang
+  ASSERT_EQ(::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five), 0);
+
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(client) + 16;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> ballast;  // every number below the limit taken
+  for (int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC); fd >= 0; fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC))
+    ballast.push_back(fd);
+  EXPECT_EQ(errno, EMFILE);
+
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  std::string reply;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(client, buf, sizeof buf)) > 0) reply.append(buf, static_cast<std::size_t>(n));
+  const int read_errno = errno;
+  ::close(client);
+  for (int fd : ballast) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+  EXPECT_EQ(n, 0) << "no EOF: " << std::strerror(read_errno);
+  EXPECT_EQ(reply, "{\"error\":\"procsup is out of file descriptors (EMFILE): try again later\",\"ok\":false}\n");
+  EXPECT_EQ(raw_exchange(path, "{\"cmd\":\"status\"}\n"), "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}\n");
 }
 
 TEST_F(daemon_control, pipelined_lines_each_get_a_reply_in_order_and_garbage_an_error) {

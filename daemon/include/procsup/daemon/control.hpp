@@ -100,6 +100,7 @@ class control_server {
   };
   control_server(std::string path, handler h, control_fd_hooks hooks);
   void accept_all();
+  bool refuse_one_out_of_fds(int error);
   void serve(int fd, connection& c);
   void flush(int fd, connection& c);
   void close_connection(int fd);
@@ -108,6 +109,9 @@ class control_server {
   handler handler_;
   control_fd_hooks hooks_;
   int listen_fd_ = -1;
+  // Held so that, out of fds (EMFILE), a waiting connection can still be taken off the listen
+  // queue and told why: else the listening socket stays readable and the loop spins on it.
+  int spare_fd_ = -1;
   uid_t owner_uid_ = 0;
   dev_t dev_ = 0;  // identity of the socket file we created, so we never unlink someone else's
   ino_t ino_ = 0;
