@@ -7,6 +7,10 @@
 //   ["/tmp/peerchild", "/tmp/procsup-probe.sock", "long", "x"])
 // probe N KILLS cmd...: runs cmd (a supervisor) whose children send "S pid ppid ts id" datagrams to /tmp/procsup-probe.sock;
 // waits for N starts, then SIGKILLs children round-robin and reports kill->new-start latency.
+// PROBE_GAP_US: pause between kills (default 50000). PROBE_TRACE=1: writes "KILL pid" into
+// ftrace's trace_marker just before each kill, to read one restart's path in a trace:
+//   cd /sys/kernel/tracing && echo 1 > events/sched/enable && echo 1 > events/syscalls/enable
+//   echo 1 > tracing_on; PROBE_TRACE=1 /tmp/probe 100 20 ...; echo 0 > tracing_on; less trace
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -31,10 +35,14 @@ int main(int argc, char** argv) {
   while ((int)pids.size() < n) { ssize_t k = recv(s, buf, sizeof buf - 1, 0); buf[k] = 0; int p; sscanf(buf, "S %d", &p); pids.push_back(p); }
   usleep(1500000);
   std::vector<long long> lat;
+  const char* gap = getenv("PROBE_GAP_US");
+  const int marker = getenv("PROBE_TRACE") ? open("/sys/kernel/tracing/trace_marker", O_WRONLY | O_CLOEXEC) : -1;
   for (int i = 0; i < kills; ++i) {
-    int idx = i % n; long long t0 = now(); kill(pids[idx], SIGKILL);
+    int idx = i % n;
+    if (marker >= 0) { char mk[32]; int ml = snprintf(mk, sizeof mk, "KILL %d", pids[idx]); (void)!write(marker, mk, ml); }
+    long long t0 = now(); kill(pids[idx], SIGKILL);
     ssize_t k = recv(s, buf, sizeof buf - 1, 0); buf[k] = 0; int p, pp; long long ts; sscanf(buf, "S %d %d %lld", &p, &pp, &ts);
-    pids[idx] = p; lat.push_back(ts - t0); usleep(50000);
+    pids[idx] = p; lat.push_back(ts - t0); usleep(gap ? atoi(gap) : 50000);
   }
   kill(sup, SIGTERM); waitpid(sup, nullptr, 0);
   std::sort(lat.begin(), lat.end());
