@@ -145,14 +145,18 @@ void bm_restart_supervised(benchmark::State& state) {
   sup.stop();
 }
 
+void reap(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
 void bm_fork_waitpid(benchmark::State& state) {
   for (auto _ : state) {
     const pid_t pid = ::fork();
     if (pid < 0) die("fork");
     if (pid == 0) ::_exit(0);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    reap(pid);
   }
 }
 
@@ -182,12 +186,6 @@ class fd_ballast {
  private:
   std::vector<int> fds_;
 };
-
-void reap(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-}
 
 void bm_launch_exec(benchmark::State& state) {
   const fd_ballast ballast(static_cast<int>(state.range(0)));

@@ -226,10 +226,10 @@ class daemon_runner {
     check_ready();
   }
 
-  // Every instance costs procsup about five fds (pidfd, both ends of its stdout and stderr pipes),
-  // so the usual soft limit of 1024 (systemd's default for services) would stop it at ~200 instances with
-  // EMFILE. Like systemd itself, procsup raises its soft limit to the hard one and gives each
-  // program the limit it was started with.
+  // Every instance costs procsup about five fds (pidfd, both ends of its stdout and stderr
+  // pipes), so the usual soft limit of 1024 (systemd's default for services) would stop it at
+  // ~200 instances with EMFILE. Like systemd itself, procsup raises its soft limit to the hard
+  // one and gives each program the limit it was started with.
   void raise_fd_limit() {
     rlimit rl{};
     if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;

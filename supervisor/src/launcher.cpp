@@ -387,12 +387,7 @@ class fd_slots {
   // other inherited fds, and their numbers may be other fds now: it reserves its own.
   static fd_slots& mine() {
     thread_local fd_slots slots;
-    if (slots.owner_ != ::getpid()) {
-      slots.fds_.fill(-1);  // not closed: not ours any more
-      slots.placeholder_ = -1;
-      slots.reserved_ = 0;
-      slots.reserve();
-    }
+    if (slots.owner_ != ::getpid()) slots.reserve();  // the old numbers are not closed: not ours
     return slots;
   }
 
@@ -410,13 +405,13 @@ class fd_slots {
   void release(std::size_t i) const { ::dup3(placeholder_, fds_[i], O_CLOEXEC); }
 
  private:
-  fd_slots() {
-    fds_.fill(-1);
-    reserve();
-  }
+  fd_slots() { reserve(); }
 
+  // Forgets whatever slots it had and takes new ones (as many as it can).
   void reserve() {
     owner_ = ::getpid();
+    fds_.fill(-1);
+    reserved_ = 0;
     placeholder_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (placeholder_ < 0) return;
     for (int& fd : fds_) {
