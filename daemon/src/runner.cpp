@@ -214,16 +214,20 @@ class daemon_runner {
   void on_event(const lifecycle_event& e) {
     // The run's last output first, then its end.
     if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
-    json f = json::object();
-    if (e.pid) f["pid"] = e.pid;
-    if (!e.cause.empty()) f["cause"] = e.cause;
-    if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
-    if (e.restarts) f["restarts"] = e.restarts;
-    auto level = spdlog::level::info;
-    if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
-    if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
-    log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
-    check_ready();
+    // The log line of an exit, and of the restart it causes, is written once the new instance is
+    // launched: building and writing it is most of procsup's own share of a restart.
+    loop_.defer([this, e] {
+      json f = json::object();
+      if (e.pid) f["pid"] = e.pid;
+      if (!e.cause.empty()) f["cause"] = e.cause;
+      if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
+      if (e.restarts) f["restarts"] = e.restarts;
+      auto level = spdlog::level::info;
+      if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
+      if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
+      log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
+      check_ready();  // after the line, so "ready" follows the event that made it so
+    });
   }
 
   // Every instance costs procsup about five fds (pidfd, both ends of its stdout and stderr

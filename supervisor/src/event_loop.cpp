@@ -218,6 +218,7 @@ void event_loop::on_pidfd(pid_t pid, int fd) {
   dispatch_exit(pid, status);
 }
 
+// `pid` has exited and been reaped: its handler runs, then what the handler deferred.
 void event_loop::dispatch_exit(pid_t pid, int status) {
   auto it = children_.find(pid);
   if (it == children_.end()) {
@@ -226,7 +227,29 @@ void event_loop::dispatch_exit(pid_t pid, int status) {
   }
   auto handler = std::move(it->second.on_exit);
   forget_child(pid);
-  handler(status);
+  ++exit_depth_;
+  try {
+    handler(status);
+  } catch (...) {
+    if (--exit_depth_ == 0) run_deferred();
+    throw;
+  }
+  if (--exit_depth_ == 0) run_deferred();
+}
+
+void event_loop::defer(std::function<void()> fn) {
+  if (exit_depth_ > 0) {
+    deferred_.push_back(std::move(fn));
+  } else {
+    fn();
+  }
+}
+
+void event_loop::run_deferred() {
+  // What these run defers runs at once (exit_depth_ is 0), so the order stays as deferred.
+  auto batch = std::move(deferred_);
+  deferred_.clear();
+  for (auto& fn : batch) fn();
 }
 
 void event_loop::watch_signals(const sigset_t& signals, std::function<void(const signalfd_siginfo&)> handler,

@@ -345,7 +345,8 @@ int exec_child_main(void* arg) {
   child_fail(*c->plan, step::exec, errno);
 }
 
-std::variant<pid_t, launch_error> vfork_exec(child_plan& plan, exec_child& child, const std::string& what) {
+std::variant<pid_t, launch_error> vfork_exec(child_plan& plan, exec_child& child, const std::string& what,
+                                             bool child_first) {
   // One child at a time per thread (the thread is suspended while it runs): one stack per thread.
   constexpr std::size_t stack_bytes = 256 * 1024;
   thread_local std::unique_ptr<std::byte[]> stack(new std::byte[stack_bytes]);
@@ -364,7 +365,10 @@ std::variant<pid_t, launch_error> vfork_exec(child_plan& plan, exec_child& child
   plan.shared_error = nullptr;
 
   if (pid < 0) return make_error(clone_errno, "fork", "fork for " + what);
-  if (record.failed_step < 0) return pid;  // exec'd
+  if (record.failed_step < 0) {  // exec'd
+    if (child_first) ::sched_yield();
+    return pid;
+  }
   reap_failed(pid);
   const error_record failed{record.failed_step, record.error};
   return step_error(failed, what);
@@ -526,7 +530,7 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   if (const int e = prepare_plan(spec.setup, plan, keep, moved, nullptr); e != 0)
     return make_error(e, "pipe", "prepare launch of " + path);
   exec_child child{&plan, path.c_str(), argv.data(), envp.data()};
-  if (unshare_unsupported.load(std::memory_order_relaxed)) return vfork_exec(plan, child, path);
+  if (unshare_unsupported.load(std::memory_order_relaxed)) return vfork_exec(plan, child, path, spec.child_first);
 
   // Stage the fds onto the low slots; the child copies only the fds below the highest it needs.
   const fd_slots& slots = fd_slots::mine();
@@ -539,7 +543,7 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   }
   plan.fds = &staged;
   plan.unshare_below = highest + 1;
-  auto r = vfork_exec(plan, child, path);
+  auto r = vfork_exec(plan, child, path, spec.child_first);
   for (std::size_t i = 0; i < used; ++i) slots.release(i);
 
   auto* err = std::get_if<launch_error>(&r);
@@ -548,7 +552,7 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   unshare_unsupported.store(true, std::memory_order_relaxed);  // an old kernel: the slow way
   plan.fds = &spec.setup.fds;
   plan.unshare_below = -1;
-  return vfork_exec(plan, child, path);
+  return vfork_exec(plan, child, path, spec.child_first);
 }
 
 void reserve_launch_fds() { fd_slots::mine(); }

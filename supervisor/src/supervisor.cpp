@@ -88,7 +88,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     steady::time_point started{};
     bool removed = false;
     bool removing = false;  // remove_child() is stopping it: no sibling restart may revive it
-    std::string id() const { return u ? u->id() : sub->opt.name; }
+    const std::string& id() const { return u ? u->id() : sub->opt.name; }
   };
 
   supervisor_options opt;
@@ -102,15 +102,18 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   steady::time_point started = steady::now();
 
   void emit(lifecycle_event e) {
-    if (opt.log) {
-      auto level = e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed ? spdlog::level::warn
-                   : e.kind == event_kind::gave_up || e.kind == event_kind::escalated ? spdlog::level::err
-                                                                                       : spdlog::level::info;
-      spdlog::log(level, "[{}] {} {}{}{}{}", opt.name, e.process_id, to_string(e.kind),
-                  e.pid ? fmt::format(" pid={}", e.pid) : std::string(),
-                  e.kind == event_kind::restarting ? fmt::format(" in {} ms", e.delay.count()) : std::string(),
-                  e.cause.empty() ? std::string() : ": " + e.cause);
-    }
+    // The sink is called now (it may act before a restart); the log line may wait until the
+    // restart is launched (event_loop::defer).
+    if (opt.log)
+      loop.defer([name = opt.name, e] {
+        auto level = e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed ? spdlog::level::warn
+                     : e.kind == event_kind::gave_up || e.kind == event_kind::escalated ? spdlog::level::err
+                                                                                         : spdlog::level::info;
+        spdlog::log(level, "[{}] {} {}{}{}{}", name, e.process_id, to_string(e.kind),
+                    e.pid ? fmt::format(" pid={}", e.pid) : std::string(),
+                    e.kind == event_kind::restarting ? fmt::format(" in {} ms", e.delay.count()) : std::string(),
+                    e.cause.empty() ? std::string() : ": " + e.cause);
+      });
     if (opt.emit) {
       try {
         opt.emit(e);

@@ -159,6 +159,7 @@ void unit::launch() {
     } else {
       exec_spec ex = *spec_.exec;
       ex.setup = setup;
+      ex.child_first = loop_.in_exit_handler();  // a restart: its start first, our bookkeeping after
       if (spec_.protocol) {
         ex.setup.fds.emplace_back(chan->memfd(), worker::channel_memfd);
         ex.setup.fds.emplace_back(chan->parent_eventfd(), worker::channel_eventfd);

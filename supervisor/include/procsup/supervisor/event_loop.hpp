@@ -79,6 +79,13 @@ class event_loop {
   void watch_signals(const sigset_t& signals, std::function<void(const signalfd_siginfo&)> handler,
                      std::function<void(pid_t, int)> orphan = {});
 
+  // Work that a restart need not wait for (log lines): inside an exit handler (watch_child,
+  // and what it calls) `fn` runs when that handler has returned, in the order deferred;
+  // anywhere else it runs now. Loop thread only.
+  void defer(std::function<void()> fn);
+  // True while an exit handler runs: what it launches is a restart.
+  bool in_exit_handler() const noexcept { return exit_depth_ > 0; }
+
   // Number of timers pending (for tests and the "no timers while idle" claim).
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
@@ -90,6 +97,7 @@ class event_loop {
   void on_pidfd(pid_t pid, int fd);
   void reap_all();
   void dispatch_exit(pid_t pid, int status);
+  void run_deferred();
 
   sys::unique_fd epoll_;
   sys::unique_fd wake_;     // eventfd for post()
@@ -106,6 +114,8 @@ class event_loop {
   std::function<void(const signalfd_siginfo&)> on_signal_;
   std::function<void(pid_t, int)> on_orphan_;
   bool reap_any_ = false;
+  int exit_depth_ = 0;  // exit handlers running (defer() queues while > 0)
+  std::vector<std::function<void()>> deferred_;
 
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;

@@ -63,6 +63,10 @@ struct exec_spec {
   std::vector<std::string> argv;  // argv[0] included; empty means {path}
   std::vector<std::string> env;   // the complete environment, "NAME=value" (see current_environment())
   child_setup setup;
+  // A restart: once the child has exec'd, the calling thread yields its CPU (sched_yield) so the
+  // child's start goes first. A vfork parent resumes halfway through the child's execve, mostly
+  // on the child's CPU and ahead of it, and would otherwise do its own work there first.
+  bool child_first = false;
 };
 
 struct launch_error {
