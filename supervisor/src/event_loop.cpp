@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <stdexcept>
+#include <utility>
 
 namespace procsup {
 
@@ -205,8 +206,12 @@ void event_loop::forget_child(pid_t pid) {
 }
 
 void event_loop::on_pidfd(pid_t pid, int fd) {
+  // WNOWAIT: the status now, the reap when the handler says so or returns (reap_exited()).
   siginfo_t info{};
-  int r = sys::retry_eintr([&] { return ::waitid(static_cast<idtype_t>(3 /* P_PIDFD, Linux 5.4 */), static_cast<id_t>(fd), &info, WEXITED | WNOHANG); });
+  int r = sys::retry_eintr([&] {
+    return ::waitid(static_cast<idtype_t>(3 /* P_PIDFD, Linux 5.4 */), static_cast<id_t>(fd), &info,
+                    WEXITED | WNOHANG | WNOWAIT);
+  });
   if (r == -1) {
     // ECHILD: reaped by reap_all() already, which dispatched it.
     if (errno == ECHILD) forget_child(pid);
@@ -215,26 +220,39 @@ void event_loop::on_pidfd(pid_t pid, int fd) {
   if (info.si_pid == 0) return;  // not yet
   int status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
   if (info.si_code == CLD_DUMPED) status |= 0x80;
+  unreaped_ = pid;
   dispatch_exit(pid, status);
 }
 
-// `pid` has exited and been reaped: its handler runs, then what the handler deferred.
+// `pid` has exited (reaped by reap_all(), or still a zombie from on_pidfd()): its handler runs,
+// the zombie is reaped if the handler did not, then what the handler deferred runs.
 void event_loop::dispatch_exit(pid_t pid, int status) {
   auto it = children_.find(pid);
   if (it == children_.end()) {
+    reap_exited();
     if (on_orphan_) on_orphan_(pid, status);
     return;
   }
   auto handler = std::move(it->second.on_exit);
   forget_child(pid);
   ++exit_depth_;
+  auto finish = [this] {
+    reap_exited();
+    if (--exit_depth_ == 0) run_deferred();
+  };
   try {
     handler(status);
   } catch (...) {
-    if (--exit_depth_ == 0) run_deferred();
+    finish();
     throw;
   }
-  if (--exit_depth_ == 0) run_deferred();
+  finish();
+}
+
+void event_loop::reap_exited() {
+  if (unreaped_ == 0) return;
+  const pid_t pid = std::exchange(unreaped_, 0);
+  sys::retry_eintr([&] { return ::waitpid(pid, nullptr, WNOHANG); });
 }
 
 void event_loop::defer(std::function<void()> fn) {

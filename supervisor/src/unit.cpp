@@ -172,6 +172,8 @@ void unit::launch() {
     r = launch_error{errno, "channel", std::string("cannot create the channel: ") + e.what()};
   }
   for (int fd : close_after) sys::close_fd(fd);
+  // A restart: the previous instance is reaped only now, after the new one is on its way.
+  loop_.reap_exited();
 
   if (auto* err = std::get_if<launch_error>(&r)) {
     fail_launch(*err);
@@ -582,6 +584,7 @@ void unit::on_exit(int status) {
   if (setup_report_fd_ >= 0) on_setup_report();
   if (setup_report_fd_ >= 0) close_setup_report();
   if (auto err = std::exchange(setup_error_, std::nullopt)) {
+    loop_.reap_exited();
     // A setup step failed: the instance never ran. Handled as a failed launch, like a fork
     // that failed (spawn_failed, then the owner's retry / give-up), not as a crash.
     {
@@ -632,6 +635,9 @@ void unit::on_exit(int status) {
     if (end.requested && restart_after) state_ = process_state::starting;
     stopping_ = false;
   }
+  // The event sink hears of the exit now (the zombie may still be there until a restart is
+  // launched); whoever else learns of it finds the process reaped.
+  if (!lost.empty() || !start_waiters_.empty() || end.requested) loop_.reap_exited();
   for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
   if (emit)
     emit({end.clean ? event_kind::exited : event_kind::crashed, spec_.id, dead, std::chrono::system_clock::now(),
@@ -664,6 +670,7 @@ void unit::send_bytes_async(std::vector<std::byte> body, async_done done) {
 
 void unit::complete_async() {
   if (async_.empty()) return;
+  loop_.reap_exited();
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> finished;
   for (auto it = async_.begin(); it != async_.end();) {
     if (it->first->ready()) {
@@ -687,6 +694,7 @@ void unit::set_restarting() {
 }
 
 void unit::set_final(process_state s, const std::string& why) {
+  loop_.reap_exited();  // whoever sees the final state may look for the process: it is gone
   std::lock_guard lk(mu_);
   if (pid_ != 0) return;  // a new instance runs already
   state_ = s;

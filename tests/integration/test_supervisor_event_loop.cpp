@@ -1,9 +1,11 @@
-// The event loop's exit dispatch: what an exit handler defers (log lines) runs after the handler
-// (and so after a restart it starts), in order; outside an exit handler it runs at once.
+// The event loop's exit dispatch: the child may still be a zombie while its handler runs (so a
+// restart need not wait for the reap) and is reaped by reap_exited() or when the handler returns;
+// what an exit handler defers (log lines) runs after it, in order; outside one, at once.
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,6 +49,49 @@ TEST_F(event_loop_exit, deferred_work_runs_after_the_exit_handler_in_the_order_d
   EXPECT_EQ(order, (strings{"outside a handler", "handler begins", "handler ends", "first deferred",
                             "deferred by the first", "second deferred"}));
   EXPECT_FALSE(loop.in_exit_handler());
+}
+
+// True while `pid` is an unreaped child that has exited (a zombie), looked at without reaping.
+bool is_unreaped_zombie(pid_t pid) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+}
+
+TEST_F(event_loop_exit, the_handler_runs_before_the_reap_and_reap_exited_reaps_at_once) {
+  procsup::event_loop loop;
+  const pid_t pid = procsup::testing::fork_child([] { return 0; });
+  bool zombie_in_handler = false, zombie_after_reap = true;
+  loop.watch_child(pid, [&](int) {
+    zombie_in_handler = is_unreaped_zombie(pid);
+    loop.reap_exited();
+    zombie_after_reap = is_unreaped_zombie(pid);
+    loop.reap_exited();  // a second call does nothing
+    loop.stop();
+  });
+  loop.run();
+  EXPECT_TRUE(zombie_in_handler);
+  EXPECT_FALSE(zombie_after_reap);
+  errno = 0;
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);  // reaped, not left for anyone else
+}
+
+TEST_F(event_loop_exit, a_handler_that_does_not_reap_leaves_no_zombie_when_it_returns) {
+  procsup::event_loop loop;
+  const pid_t pid = procsup::testing::fork_child([] { return 7; });
+  int seen = -1;
+  loop.watch_child(pid, [&](int status) {
+    seen = status;
+    loop.defer([&] {
+      EXPECT_FALSE(is_unreaped_zombie(pid));  // the deferred work comes after the reap
+      loop.stop();
+    });
+  });
+  loop.run();
+  EXPECT_TRUE(WIFEXITED(seen) && WEXITSTATUS(seen) == 7);
+  errno = 0;
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
 }
 
 TEST_F(event_loop_exit, work_deferred_by_a_throwing_handler_still_runs) {

@@ -67,9 +67,14 @@ class event_loop {
   timer_id add_timer(clock::duration after, std::function<void()> fn);
   void cancel_timer(timer_id id);
 
-  // Calls `on_exit` once with the wait status when `pid` (our child) exits and has been reaped.
-  // Uses a pidfd, so it works in a library without touching SIGCHLD.
+  // Calls `on_exit` once with the wait status when `pid` (our child) has exited. Uses a pidfd,
+  // so it works in a library without touching SIGCHLD. The child may still be a zombie while
+  // on_exit runs (its pid is not reused meanwhile): on_exit calls reap_exited() before it tells
+  // anyone else that the child is gone, and the loop reaps it when on_exit returns. So a restart
+  // launched from on_exit does not wait for the kernel to release the dead task.
   void watch_child(pid_t pid, exit_handler on_exit);
+  // In an exit handler: reaps its child now if that has not happened. Elsewhere: nothing.
+  void reap_exited();
   // Forgets a child without reaping it (it must be reaped some other way).
   void forget_child(pid_t pid);
 
@@ -115,6 +120,7 @@ class event_loop {
   std::function<void(pid_t, int)> on_orphan_;
   bool reap_any_ = false;
   int exit_depth_ = 0;  // exit handlers running (defer() queues while > 0)
+  pid_t unreaped_ = 0;  // the exited child whose handler runs, until reap_exited()
   std::vector<std::function<void()>> deferred_;
 
   std::mutex posted_mu_;
