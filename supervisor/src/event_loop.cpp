@@ -45,6 +45,7 @@ event_loop::event_loop() {
 event_loop::~event_loop() {
   if (running_thread_) stop();
   for (auto& [pid, c] : children_) sys::close_fd(c.pidfd);
+  sys::close_fd(exited_pidfd_);
 }
 
 bool event_loop::in_loop_thread() const noexcept { return std::this_thread::get_id() == loop_thread_id_; }
@@ -234,7 +235,12 @@ void event_loop::dispatch_exit(pid_t pid, int status) {
     return;
   }
   auto handler = std::move(it->second.on_exit);
-  forget_child(pid);
+  // Out of the tables now (the handler may watch a new child), but the pidfd is closed with the
+  // reap (reap_exited()): that close, and its removal from epoll, are not on a restart's path.
+  close_exited_pidfd();  // a nested exit's (not expected)
+  exited_pidfd_ = it->second.pidfd;
+  handlers_.erase(exited_pidfd_);
+  children_.erase(it);
   ++exit_depth_;
   auto finish = [this] {
     reap_exited();
@@ -250,9 +256,18 @@ void event_loop::dispatch_exit(pid_t pid, int status) {
 }
 
 void event_loop::reap_exited() {
-  if (unreaped_ == 0) return;
-  const pid_t pid = std::exchange(unreaped_, 0);
-  sys::retry_eintr([&] { return ::waitpid(pid, nullptr, WNOHANG); });
+  if (unreaped_ != 0) {
+    const pid_t pid = std::exchange(unreaped_, 0);
+    sys::retry_eintr([&] { return ::waitpid(pid, nullptr, WNOHANG); });
+  }
+  close_exited_pidfd();
+}
+
+void event_loop::close_exited_pidfd() {
+  if (exited_pidfd_ < 0) return;
+  const int fd = std::exchange(exited_pidfd_, -1);
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  sys::close_fd(fd);
 }
 
 void event_loop::defer(std::function<void()> fn) {

@@ -498,6 +498,10 @@ std::vector<std::string> current_environment() {
 }
 
 std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
+  return launch_exec(spec, spec.setup, spec.child_first);
+}
+
+std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec, const child_setup& setup, bool child_first) {
   std::string path = spec.path;
   if (path.find('/') == std::string::npos) {
     std::string path_env;
@@ -527,14 +531,14 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   child_plan plan;
   std::vector<int> keep;
   std::vector<int> moved;
-  if (const int e = prepare_plan(spec.setup, plan, keep, moved, nullptr); e != 0)
+  if (const int e = prepare_plan(setup, plan, keep, moved, nullptr); e != 0)
     return make_error(e, "pipe", "prepare launch of " + path);
   exec_child child{&plan, path.c_str(), argv.data(), envp.data()};
-  if (unshare_unsupported.load(std::memory_order_relaxed)) return vfork_exec(plan, child, path, spec.child_first);
+  if (unshare_unsupported.load(std::memory_order_relaxed)) return vfork_exec(plan, child, path, child_first);
 
   // Stage the fds onto the low slots; the child copies only the fds below the highest it needs.
   const fd_slots& slots = fd_slots::mine();
-  std::vector<std::pair<int, int>> staged = spec.setup.fds;
+  std::vector<std::pair<int, int>> staged = setup.fds;
   std::size_t used = 0;
   int highest = 2;
   for (auto& [from, to] : staged) {
@@ -543,16 +547,16 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec) {
   }
   plan.fds = &staged;
   plan.unshare_below = highest + 1;
-  auto r = vfork_exec(plan, child, path, spec.child_first);
+  auto r = vfork_exec(plan, child, path, child_first);
   for (std::size_t i = 0; i < used; ++i) slots.release(i);
 
   auto* err = std::get_if<launch_error>(&r);
   if (err == nullptr || err->stage != step_name(step::unshare) || (err->error != ENOSYS && err->error != EINVAL))
     return r;
   unshare_unsupported.store(true, std::memory_order_relaxed);  // an old kernel: the slow way
-  plan.fds = &spec.setup.fds;
+  plan.fds = &setup.fds;
   plan.unshare_below = -1;
-  return vfork_exec(plan, child, path, spec.child_first);
+  return vfork_exec(plan, child, path, child_first);
 }
 
 void reserve_launch_fds() { fd_slots::mine(); }

@@ -157,16 +157,20 @@ void unit::launch() {
         r = std::get<launch_error>(forked);
       }
     } else {
-      exec_spec ex = *spec_.exec;
-      ex.setup = setup;
-      ex.child_first = loop_.in_exit_handler();  // a restart: its start first, our bookkeeping after
+      // The spec as it is (no copy of its argv and environment per restart), with this run's
+      // setup; a protocol worker's environment also names its channel.
+      const exec_spec* ex = &*spec_.exec;
+      exec_spec with_channel_env;
       if (spec_.protocol) {
-        ex.setup.fds.emplace_back(chan->memfd(), worker::channel_memfd);
-        ex.setup.fds.emplace_back(chan->parent_eventfd(), worker::channel_eventfd);
-        ex.env.push_back(std::string(worker::channel_env) + "=" + std::to_string(worker::channel_memfd) + ":" +
-                         std::to_string(worker::channel_eventfd));
+        setup.fds.emplace_back(chan->memfd(), worker::channel_memfd);
+        setup.fds.emplace_back(chan->parent_eventfd(), worker::channel_eventfd);
+        with_channel_env = *spec_.exec;
+        with_channel_env.env.push_back(std::string(worker::channel_env) + "=" + std::to_string(worker::channel_memfd) +
+                                   ":" + std::to_string(worker::channel_eventfd));
+        ex = &with_channel_env;
       }
-      r = launch_exec(ex);
+      // A restart: its start first, our bookkeeping after.
+      r = launch_exec(*ex, setup, loop_.in_exit_handler());
     }
   } catch (const std::exception& e) {
     r = launch_error{errno, "channel", std::string("cannot create the channel: ") + e.what()};

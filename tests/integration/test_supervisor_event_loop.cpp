@@ -1,7 +1,10 @@
-// The event loop's exit dispatch: the child may still be a zombie while its handler runs (so a
-// restart need not wait for the reap) and is reaped by reap_exited() or when the handler returns;
+// The event loop's exit dispatch: the child may still be a zombie, and its pidfd open, while its
+// handler runs (so a restart need not wait for either) and is reaped, and the pidfd closed, by
+// reap_exited() or when the handler returns;
 // what an exit handler defers (log lines) runs after it, in order; outside one, at once.
+#include <dirent.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -57,20 +60,40 @@ bool is_unreaped_zombie(pid_t pid) {
   return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
 }
 
+// How many pidfds this process has open (the loop's are the only ones in these tests).
+int open_pidfds() {
+  int n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  while (const dirent* e = ::readdir(d)) {
+    char target[64] = {};
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (len > 0 && std::string(target, static_cast<std::size_t>(len)) == "anon_inode:[pidfd]") ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
 TEST_F(event_loop_exit, the_handler_runs_before_the_reap_and_reap_exited_reaps_at_once) {
   procsup::event_loop loop;
   const pid_t pid = procsup::testing::fork_child([] { return 0; });
   bool zombie_in_handler = false, zombie_after_reap = true;
+  int pidfds_in_handler = -1, pidfds_after_reap = -1;
   loop.watch_child(pid, [&](int) {
     zombie_in_handler = is_unreaped_zombie(pid);
+    pidfds_in_handler = open_pidfds();
     loop.reap_exited();
     zombie_after_reap = is_unreaped_zombie(pid);
+    pidfds_after_reap = open_pidfds();
     loop.reap_exited();  // a second call does nothing
     loop.stop();
   });
   loop.run();
   EXPECT_TRUE(zombie_in_handler);
   EXPECT_FALSE(zombie_after_reap);
+  EXPECT_EQ(pidfds_in_handler, 1);  // still open: closing it is not on a restart's path
+  EXPECT_EQ(pidfds_after_reap, 0);
   errno = 0;
   EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);  // reaped, not left for anyone else
@@ -84,6 +107,7 @@ TEST_F(event_loop_exit, a_handler_that_does_not_reap_leaves_no_zombie_when_it_re
     seen = status;
     loop.defer([&] {
       EXPECT_FALSE(is_unreaped_zombie(pid));  // the deferred work comes after the reap
+      EXPECT_EQ(open_pidfds(), 0);            // and after the pidfd's close
       loop.stop();
     });
   });

@@ -69,11 +69,13 @@ class event_loop {
 
   // Calls `on_exit` once with the wait status when `pid` (our child) has exited. Uses a pidfd,
   // so it works in a library without touching SIGCHLD. The child may still be a zombie while
-  // on_exit runs (its pid is not reused meanwhile): on_exit calls reap_exited() before it tells
-  // anyone else that the child is gone, and the loop reaps it when on_exit returns. So a restart
-  // launched from on_exit does not wait for the kernel to release the dead task.
+  // on_exit runs (its pid is not reused meanwhile), and its pidfd still open: on_exit calls
+  // reap_exited() before it tells anyone else that the child is gone, and the loop does it when
+  // on_exit returns. So a restart launched from on_exit waits neither for the kernel to release
+  // the dead task nor for the pidfd's release.
   void watch_child(pid_t pid, exit_handler on_exit);
-  // In an exit handler: reaps its child now if that has not happened. Elsewhere: nothing.
+  // In an exit handler: reaps its child and closes its pidfd now if that has not happened.
+  // Elsewhere: nothing.
   void reap_exited();
   // Forgets a child without reaping it (it must be reaped some other way).
   void forget_child(pid_t pid);
@@ -103,6 +105,7 @@ class event_loop {
   void reap_all();
   void dispatch_exit(pid_t pid, int status);
   void run_deferred();
+  void close_exited_pidfd();
 
   sys::unique_fd epoll_;
   sys::unique_fd wake_;     // eventfd for post()
@@ -120,7 +123,8 @@ class event_loop {
   std::function<void(pid_t, int)> on_orphan_;
   bool reap_any_ = false;
   int exit_depth_ = 0;  // exit handlers running (defer() queues while > 0)
-  pid_t unreaped_ = 0;  // the exited child whose handler runs, until reap_exited()
+  pid_t unreaped_ = 0;       // the exited child whose handler runs, until reap_exited()
+  int exited_pidfd_ = -1;    // its pidfd (out of the tables, still open), until reap_exited()
   std::vector<std::function<void()>> deferred_;
 
   std::mutex posted_mu_;

@@ -89,6 +89,10 @@ std::string resolve_executable(const std::string& name, const std::string& path_
 // launch_error, and that child has then been reaped already. The child ends with _exit(127) on
 // failure, never exit() (no stdio doubling).
 std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec);
+// The same with `setup` and `child_first` in place of the spec's own (which are ignored): for a
+// caller that builds the setup per launch (fds of this run) around a spec it keeps, so that the
+// spec's argv and environment are not copied on every restart.
+std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec, const child_setup& setup, bool child_first);
 
 // fork + the same child setup (no exec), then _exit(body()) in the child. Returns the pid once
 // the setup has succeeded, or a launch_error (fork failure: EAGAIN, ...; setup failure: the
