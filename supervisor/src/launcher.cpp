@@ -60,6 +60,7 @@ struct error_record {
 // Everything the child reads; built in the parent so the child never allocates.
 struct child_plan {
   bool new_session = true;
+  bool reset_dispositions = true;
   int parent_death_signal = 0;
   pid_t parent_pid = 0;
   const std::vector<rlimit_setting>* limits = nullptr;
@@ -113,10 +114,13 @@ void run_child_setup(const child_plan& p) {
 
   // 1. Dispositions first, then the mask: the parent blocked every signal around fork(), so no
   // parent handler can run here. EINVAL for SIGKILL/SIGSTOP and glibc's internal signals is fine.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  // Skipped when the parent has none to reset (child_setup::reset_signal_dispositions).
+  if (p.reset_dispositions) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  }
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -246,6 +250,7 @@ int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& k
   moved.assign(setup.fds.size(), -1);
 
   plan.new_session = setup.new_session;
+  plan.reset_dispositions = setup.reset_signal_dispositions;
   plan.parent_death_signal = setup.parent_death_signal;
   plan.parent_pid = ::getpid();
   plan.limits = &setup.limits;

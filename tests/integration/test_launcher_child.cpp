@@ -274,6 +274,29 @@ TEST_F(launcher, child_gets_a_clean_signal_mask_and_default_dispositions) {
   EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
 
+// A parent that ignores and catches nothing (the procsup program) lets the child skip the reset
+// of every disposition: seen here by what the skip leaves behind, an ignored SIGHUP. The mask is
+// emptied all the same.
+TEST_F(launcher, without_the_disposition_reset_the_child_keeps_an_ignored_signal_but_still_gets_an_empty_mask) {
+  sigset_t block;
+  sigset_t old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+  struct sigaction ignore {};
+  struct sigaction old_hup {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGHUP, &ignore, &old_hup), 0);
+
+  child_setup setup;
+  setup.reset_signal_dispositions = false;
+  const auto r = run_target({"sigmask"}, setup);
+
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000001\n");  // SIGHUP is bit 0
+}
+
 TEST_F(launcher, child_leads_its_own_session_and_process_group) {
   exec_spec spec;
   spec.path = PROCSUP_TEST_TARGET;

@@ -2,12 +2,16 @@
 // holds a signalfd, an epoll fd, the control socket, other programs' output pipes and, during
 // `ctl restart`, a client connection), an empty signal mask and no ignored signals (procsup
 // blocks signals itself), and its stdout/stderr lines in procsup's log prefixed with its name.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "helpers/program_harness.hpp"
 
@@ -67,6 +71,62 @@ TEST_F(program_child_env, programs_inherit_only_fds_0_1_2_and_a_clean_signal_mas
   p.kill(SIGTERM);
   EXPECT_EQ(p.wait_exit(), 0) << p.output();
   EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
+}
+
+// procsup catches no signal and, at its start, makes default again what it was started with
+// ignored (systemd ignores SIGPIPE in its services, nohup SIGHUP), so its programs need no reset
+// of their dispositions and still get none ignored; its own SIGPIPE is blocked, not inherited.
+TEST_F(program_child_env, signals_procsup_was_started_with_ignored_are_not_ignored_in_its_programs) {
+  const auto cfg = dir_.write_config("[[program]]\nname = \"mask\"\ncommand = " + toml_argv({test_target, "sigmask"}) +
+                                     "\nrestart_on_exit = false\n");
+  procsup_process p({"--log-format", "json", "run", cfg}, {"/usr/bin/env", "--ignore-signal=HUP,PIPE,USR1"});
+  std::size_t from = 0;
+  EXPECT_EQ(next_output(p, "mask", from), "SigBlk:\t0000000000000000");
+  EXPECT_EQ(next_output(p, "mask", from), "SigIgn:\t0000000000000000");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+}
+
+// A log pipe nobody reads any more (a restarted journald, a closed terminal): procsup's writes
+// to it fail with EPIPE, and procsup goes on supervising instead of dying of SIGPIPE.
+TEST_F(program_child_env, procsup_outlives_a_log_pipe_that_nobody_reads) {
+  const std::string fifo = dir_.file("up");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto cfg = dir_.write_config("[[program]]\nname = \"up\"\ncommand = " +
+                                     toml_argv({"/bin/sh", "-c", "echo up > " + fifo + "; exec sleep 1000"}) + "\n");
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const pid_t pid = detail::spawn({procsup_binary, "run", cfg}, out[1], out[1]);
+  ::close(out[1]);
+  ::close(out[0]);  // every log line procsup writes from now on meets a closed pipe
+  struct reaper {   // whatever fails below, procsup (and so its program) is gone at the end
+    pid_t pid;
+    int status = -1;
+    bool timed_out = false;
+    int stop() {
+      if (pid > 0) {
+        ::kill(pid, SIGTERM);
+        status = detail::wait_child_bounded(std::exchange(pid, 0), default_deadline, &timed_out);
+      }
+      return status;
+    }
+    ~reaper() { stop(); }
+  } procsup{pid};
+
+  // procsup has logged its start (and would have died of it) before it launches the program.
+  const int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(rd, 0);
+  pollfd pfd{rd, POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(default_deadline).count())), 1) << "the program never started";
+  char buf[8] = {};
+  EXPECT_EQ(::read(rd, buf, sizeof buf), 3);
+  ::close(rd);
+
+  const auto st = ctl(dir_.socket(), {"status"});  // answered: procsup is alive
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  const int status = procsup.stop();
+  EXPECT_FALSE(procsup.timed_out);
+  EXPECT_EQ(detail::exit_code_of(status), 0);
 }
 
 // An instance's output pipes outlive its runs (procsup holds the write ends, as runit does): every
