@@ -6,7 +6,9 @@
  * (what finding the ignored ones in the parent would cost), and one read of /proc/self/stat's
  * ignored-signal mask (the one bulk interface). clone3's CLONE_CLEAR_SIGHAND resets the handled
  * signals for free, but ignored ones survive it, and a cached ignored set goes stale when the
- * program ignores a signal later: so the launcher keeps the full reset. */
+ * program ignores a signal later: so the launcher keeps the full reset by default, and only a
+ * parent that ignores and catches nothing skips it (child_setup::reset_signal_dispositions:
+ * the procsup program, which makes what it was started with ignored default again). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
