@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -254,23 +255,40 @@ TEST_F(launcher, swapped_fd_mappings_land_on_the_right_targets) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+// For one test: `blocked` blocked in this thread and SIGHUP ignored in the process, as a parent
+// may have them when it launches; both put back at the end.
+class blocked_signals_and_ignored_hup {
+ public:
+  explicit blocked_signals_and_ignored_hup(std::initializer_list<int> blocked) {
+    sigset_t block;
+    sigemptyset(&block);
+    for (int s : blocked) sigaddset(&block, s);
+    ok_ = ::pthread_sigmask(SIG_BLOCK, &block, &old_mask_) == 0;
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ok_ = ::sigaction(SIGHUP, &ignore, &old_hup_) == 0 && ok_;
+  }
+  ~blocked_signals_and_ignored_hup() {
+    ::sigaction(SIGHUP, &old_hup_, nullptr);
+    ::pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  blocked_signals_and_ignored_hup(const blocked_signals_and_ignored_hup&) = delete;
+  blocked_signals_and_ignored_hup& operator=(const blocked_signals_and_ignored_hup&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  sigset_t old_mask_{};
+  struct sigaction old_hup_ {};
+  bool ok_ = false;
+};
+
 TEST_F(launcher, child_gets_a_clean_signal_mask_and_default_dispositions) {
-  sigset_t block;
-  sigset_t old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGUSR1);
-  sigaddset(&block, SIGCHLD);
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old), 0);
-  struct sigaction ignore {};
-  struct sigaction old_hup {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGHUP, &ignore, &old_hup), 0);
-
-  const auto r = run_target({"sigmask"});
-
-  ::sigaction(SIGHUP, &old_hup, nullptr);
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  run_result r;
+  {
+    blocked_signals_and_ignored_hup parent({SIGTERM, SIGUSR1, SIGCHLD});
+    ASSERT_TRUE(parent.ok());
+    r = run_target({"sigmask"});
+  }
   EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
 
@@ -278,22 +296,14 @@ TEST_F(launcher, child_gets_a_clean_signal_mask_and_default_dispositions) {
 // of every disposition: seen here by what the skip leaves behind, an ignored SIGHUP. The mask is
 // emptied all the same.
 TEST_F(launcher, without_the_disposition_reset_the_child_keeps_an_ignored_signal_but_still_gets_an_empty_mask) {
-  sigset_t block;
-  sigset_t old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGUSR1);
-  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old), 0);
-  struct sigaction ignore {};
-  struct sigaction old_hup {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGHUP, &ignore, &old_hup), 0);
-
   child_setup setup;
   setup.reset_signal_dispositions = false;
-  const auto r = run_target({"sigmask"}, setup);
-
-  ::sigaction(SIGHUP, &old_hup, nullptr);
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  run_result r;
+  {
+    blocked_signals_and_ignored_hup parent({SIGUSR1});
+    ASSERT_TRUE(parent.ok());
+    r = run_target({"sigmask"}, setup);
+  }
   EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000001\n");  // SIGHUP is bit 0
 }
 
