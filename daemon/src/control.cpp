@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -454,8 +455,21 @@ std::string last_exit_text(const nlohmann::json& v) {
 
 }  // namespace
 
+// "512K", "12.3M", "1.5G"
+std::string format_bytes(double b) {
+  const char* units[] = {"B", "K", "M", "G", "T"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 || b >= 100 ? "%.0f%s" : "%.1f%s", b, units[u]);
+  return buf;
+}
+
 std::string format_status_table(const nlohmann::json& instances) {
-  const std::vector<std::string> header{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"};
+  const std::vector<std::string> header{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST EXIT"};
   std::vector<std::vector<std::string>> rows;
   if (instances.is_array()) {
     std::map<std::string, int> per_name;
@@ -469,9 +483,15 @@ std::string format_status_table(const nlohmann::json& instances) {
       const auto pid = i.value("pid", nlohmann::json{});
       const bool has_pid = pid.is_number_integer() && pid.get<long long>() > 0;
       const auto uptime = i.value("uptime_s", nlohmann::json{});
+      const auto mem = i.value("memory_bytes", nlohmann::json{});
+      const auto cpu = i.value("cpu_seconds", nlohmann::json{});
+      char cpu_text[32] = "-";
+      if (cpu.is_number()) std::snprintf(cpu_text, sizeof cpu_text, "%.2fs", cpu.get<double>());
       rows.push_back({shown, cell(i.value("state", nlohmann::json{})), has_pid ? cell(pid) : "-",
                       has_pid && uptime.is_number() ? format_uptime(uptime.get<double>()) : "-",
-                      cell(i.value("restarts", nlohmann::json(0))), last_exit_text(i.value("last_exit", nlohmann::json{}))});
+                      cell(i.value("restarts", nlohmann::json(0))),
+                      mem.is_number() ? format_bytes(mem.get<double>()) : "-", cpu_text,
+                      last_exit_text(i.value("last_exit", nlohmann::json{}))});
     }
   }
   std::vector<std::size_t> width(header.size());

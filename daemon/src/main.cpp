@@ -15,6 +15,8 @@
 #include <cstdlib>
 
 #include "procsup/daemon/config.hpp"
+#include "procsup/daemon/containment.hpp"
+#include "procsup/daemon/pid_namespace.hpp"
 #include "procsup/daemon/demo.hpp"
 #include "procsup/daemon/runner.hpp"
 #include "procsup/daemon/control.hpp"
@@ -35,6 +37,11 @@ int run_check(const std::string& file) {
     return pd::exit_codes::usage;
   }
   const auto& cfg = std::get<pd::config>(result);
+  if (auto errors = pd::containment_errors(cfg); !errors.empty()) {
+    for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+    std::cerr << file << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors") << "\n";
+    return pd::exit_codes::usage;
+  }
   for (const auto& w : pd::config_warnings(cfg)) std::cerr << "warning: " << w << "\n";
   int instances = 0;
   for (const auto& p : cfg.programs) instances += p.instances;
@@ -42,7 +49,7 @@ int run_check(const std::string& file) {
   return pd::exit_codes::clean;
 }
 
-int run_run(const std::string& file, std::string exit_after) {
+int run_run(const std::string& file, std::string exit_after, bool pid_namespace) {
   pd::config_result result;
   if (file.empty()) {
     const std::string dir = pd::own_directory();
@@ -74,6 +81,19 @@ int run_run(const std::string& file, std::string exit_after) {
   }
   auto cfg = std::get<pd::config>(std::move(result));
   if (file.empty()) cfg.path.clear();
+  if (auto errors = pd::containment_errors(cfg); !errors.empty()) {
+    for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+    std::cerr << "procsup run: invalid config, nothing started\n";
+    return pd::exit_codes::usage;
+  }
+  if (pid_namespace || cfg.supervisor.pid_namespace) {
+    std::string error;
+    if (auto outer_exit = pd::enter_pid_namespace(error)) return *outer_exit;  // the outer process
+    if (!error.empty()) {
+      std::cerr << "procsup run: cannot start in a new PID namespace: " << error << "\n";
+      return pd::exit_codes::usage;
+    }
+  }
   return pd::run(cfg, opt);
 }
 
@@ -212,6 +232,9 @@ int main(int argc, char** argv) {
                   "stop by itself after this long, e.g. 30s (scripted runs; also $PROCSUP_EXIT_AFTER)");
 
   std::string check_config;
+  bool pid_namespace = false;
+  run->add_flag("--pid-namespace", pid_namespace,
+                "run as PID 1 of a new PID namespace: nothing survives a SIGKILL of procsup (root)");
   auto* check = app.add_subcommand("check", "validate CONFIG and exit (0 ok, 2 invalid)");
   check->add_option("CONFIG", check_config, "TOML config file")->required();
 
@@ -253,6 +276,6 @@ int main(int argc, char** argv) {
     for (auto* sub : ctl->get_subcommands()) return run_ctl(sub->get_name(), ctl_opts);
     return pd::exit_codes::usage;
   }
-  if (run->parsed()) return run_run(run_config, exit_after);
+  if (run->parsed()) return run_run(run_config, exit_after, pid_namespace);
   return pd::exit_codes::usage;
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "procsup/daemon/logging.hpp"
 
@@ -74,9 +75,10 @@ std::vector<int> output_router::prepare(const program_config& p, const std::stri
     }
     int pfd[2];
     if (::pipe2(pfd, O_CLOEXEC) != 0) {
-      log_event(spdlog::level::err, "[" + id + "] cannot create an output pipe",
-                {{"program", id}, {"error", std::strerror(errno)}});
-      continue;
+      // Out of fds: this start fails (and is retried by the program's strategy), rather than
+      // running a program whose output nobody reads.
+      throw std::system_error(errno, std::generic_category(),
+                              "cannot create the " + std::string(fd == 1 ? "stdout" : "stderr") + " pipe of " + id);
     }
     ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     s.fds.emplace_back(pfd[1], fd);

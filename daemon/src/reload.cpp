@@ -30,7 +30,7 @@ bool same_program(const program_config& a, const program_config& b) {
          a.restart_on_exit == b.restart_on_exit && a.success_codes == b.success_codes && a.env == b.env &&
          a.cwd == b.cwd && a.user == b.user && a.uid == b.uid && a.gid == b.gid && a.groups == b.groups &&
          a.stop_signal == b.stop_signal && a.stop_timeout == b.stop_timeout && a.backoff == b.backoff &&
-         same_limits(a.limits, b.limits) && a.stdout_target == b.stdout_target &&
+         same_limits(a.limits, b.limits) && a.resources == b.resources && a.stdout_target == b.stdout_target &&
          a.stderr_target == b.stderr_target && a.log_max_size == b.log_max_size && a.log_keep == b.log_keep &&
          a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout;
 }

@@ -14,17 +14,21 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 
+#include "procsup/daemon/containment.hpp"
 #include "procsup/daemon/control.hpp"
 #include "procsup/daemon/exit_codes.hpp"
 #include "procsup/daemon/logging.hpp"
 #include "procsup/daemon/notify.hpp"
 #include "procsup/daemon/output.hpp"
+#include "procsup/daemon/pid_namespace.hpp"
 #include "procsup/daemon/reload.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
@@ -83,6 +87,27 @@ class daemon_runner {
         });
 
     if (!open_control()) return exit_codes::usage;
+    // After the socket (it makes the cgroup subtree ours), before anything starts.
+    contain_ = std::make_unique<containment>(cfg_);
+    if (!contain_->swept().empty()) {
+      json pids = contain_->swept();
+      log_event(spdlog::level::warn, "killed what an earlier procsup with this control socket left running",
+                {{"cgroup", contain_->root()}, {"pids", pids}, {"count", contain_->swept().size()}});
+    }
+    if (contain_->active()) {
+      log_event(spdlog::level::info, "containment: a cgroup per instance", {{"cgroup", contain_->root()}});
+    } else {
+      log_event(spdlog::level::warn,
+                "containment: process groups only (" + contain_->reason() +
+                    "): what a program starts in a new session (setsid, daemons) is not stopped with it and "
+                    "survives a SIGKILL of procsup; run procsup as root, under systemd with Delegate=yes, or "
+                    "with pid_namespace = true");
+    }
+    if (!contain_->limit_error().empty() &&
+        std::any_of(cfg_.programs.begin(), cfg_.programs.end(), [](const program_config& p) { return p.resources.any(); })) {
+      log_event(spdlog::level::err, "cannot apply the cgroup limits of the config", {{"error", contain_->limit_error()}});
+      return exit_codes::usage;
+    }
 
     supervisor_options so;
     so.name = "procsup";
@@ -100,7 +125,7 @@ class daemon_runner {
     sup_ = std::make_unique<supervisor>(so);
 
     log_event(spdlog::level::info, "procsup starting",
-              {{"pid", ::getpid()}, {"config", cfg_.path.empty() ? "(built-in demo)" : cfg_.path},
+              {{"pid", host_pid(::getpid())}, {"pid_namespace", in_own_pid_namespace()}, {"config", cfg_.path.empty() ? "(built-in demo)" : cfg_.path},
                {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
     // The runner owns its programs' settings: a reload replaces them while units still refer to
     // the old ones (std::list: stable addresses).
@@ -191,7 +216,16 @@ class daemon_runner {
     o.stop_timeout = p.stop_timeout;
     o.success_codes = p.success_codes;
     o.restart_on_exit = p.restart_on_exit;
-    o.stop_group = p.name;  // a program's instances stop together
+    // A program's instances stop together; under one_for_one the programs do not depend on
+    // each other either, so a shutdown stops them all at once (it takes the longest
+    // stop_timeout, not their sum). The other policies keep the reverse start order.
+    o.stop_group = cfg_.supervisor.policy == group_policy::one_for_one ? std::string("procsup") : p.name;
+    if (contain_->active()) {
+      std::string error;
+      o.cgroup = contain_->instance(inst.id, p.resources, error);
+      if (!o.cgroup)
+        log_event(spdlog::level::warn, "[" + inst.id + "] no cgroup: process group only", {{"error", error}});
+    }
     o.backoff = backoff_policy{p.backoff.initial, std::max(p.backoff.initial, std::chrono::milliseconds(100)),
                                p.backoff.max, std::chrono::milliseconds(10'000)};
     o.protocol = p.ready == readiness::protocol;
@@ -221,7 +255,7 @@ class daemon_runner {
     // launched: building and writing it is most of procsup's own share of a restart.
     loop_.defer([this, e] {
       json f = json::object();
-      if (e.pid) f["pid"] = e.pid;
+      if (e.pid) f["pid"] = host_pid(e.pid);  // as the host sees it (pid_namespace)
       if (!e.cause.empty()) f["cause"] = e.cause;
       if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
       if (e.restarts) f["restarts"] = e.restarts;
@@ -319,16 +353,33 @@ class daemon_runner {
 
   // After the loop: nothing we started may outlive us (grandchildren re-parented to us
   // included).
+  // Every cgroup is emptied (cgroup.kill); without cgroups, every child of ours is killed and
+  // the children re-parented to us by those kills are found by scanning again. Bounded: a
+  // process that does not die of SIGKILL (stuck in the kernel) does not keep procsup from
+  // exiting.
   void finish() {
     ctl_.reset();
     output_.flush_all();
-    for (int round = 0; round < 100; ++round) {
-      auto kids = our_children();
-      if (kids.empty()) break;
-      for (pid_t k : kids) ::kill(k, SIGKILL);
+    if (contain_) {
+      auto left = contain_->finish(1000);
+      if (!left.empty())
+        log_event(spdlog::level::info, "killed what was left in the programs' cgroups",
+                  {{"pids", json(left)}, {"count", left.size()}});
+    }
+    const auto deadline = steady::now() + std::chrono::seconds(1);
+    for (;;) {
       int status;
-      while (::waitpid(-1, &status, 0) > 0) {
+      while (::waitpid(-1, &status, WNOHANG) > 0) {
       }
+      auto kids = our_children();
+      if (kids.empty() || steady::now() >= deadline) break;
+      for (pid_t k : kids) ::kill(k, SIGKILL);
+      // A child's exit (SIGCHLD is blocked and queued): wait for it, bounded, and scan again.
+      sigset_t chld;
+      sigemptyset(&chld);
+      sigaddset(&chld, SIGCHLD);
+      const timespec tick{0, 20'000'000};
+      ::sigtimedwait(&chld, nullptr, &tick);
     }
   }
 
@@ -470,6 +521,7 @@ class daemon_runner {
       log_event(spdlog::level::info, "reload: stopping", {{"instance", id}});
       auto forget = [this, id, step] {
         output_.release(id);
+        contain_->release(id);
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());
@@ -545,7 +597,7 @@ class daemon_runner {
       json o = {{"name", i.cfg->name},
                 {"instance", i.index},
                 {"id", i.id},
-                {"pid", info.pid ? json(info.pid) : json()},
+                {"pid", info.pid ? json(host_pid(info.pid)) : json()},
                 {"state", to_string(info.state)},
                 {"restarts", info.restart_count}};
       if (info.pid && info.state == process_state::running)
@@ -557,9 +609,58 @@ class daemon_runner {
       else if (WIFEXITED(st)) o["last_exit"] = {{"code", WEXITSTATUS(st)}};
       else if (WIFSIGNALED(st)) o["last_exit"] = {{"signal", procsup::signal_name(WTERMSIG(st))}};
       if (!info.last_error.empty()) o["last_error"] = info.last_error;
+      add_usage(o, i.id, info.pid);
       arr.push_back(std::move(o));
     }
     return arr;
+  }
+
+  // Memory, CPU time and processes of an instance: from its cgroup (everything it started),
+  // else from /proc for its main process alone.
+  void add_usage(json& o, const std::string& id, pid_t pid) {
+    if (auto cg = contain_ ? contain_->find(id) : nullptr) {
+      const auto u = cg->usage();
+      o["cgroup"] = cg->path();
+      o["pids"] = u.pids;
+      if (u.cpu_seconds) o["cpu_seconds"] = *u.cpu_seconds;
+      if (u.memory_bytes) {
+        o["memory_bytes"] = *u.memory_bytes;
+        return;
+      }
+      std::uint64_t rss = 0;
+      for (pid_t p : cg->pids()) rss += proc_rss(p);
+      if (u.pids > 0) o["memory_bytes"] = rss;
+      return;
+    }
+    if (pid <= 0) return;
+    o["pids"] = 1;
+    o["memory_bytes"] = proc_rss(pid);
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) return;
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int k = 3; k <= 15 && rest >> field; ++k) {  // fields 14 and 15: utime, stime (ticks)
+      if (k == 14) utime = std::stoull(field);
+      if (k == 15) stime = std::stoull(field);
+    }
+    o["cpu_seconds"] = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+
+  static std::uint64_t proc_rss(pid_t pid) {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+    std::string key;
+    while (st >> key) {
+      if (key == "VmRSS:") {
+        std::uint64_t kb = 0;
+        st >> kb;
+        return kb * 1024;
+      }
+      st.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    return 0;
   }
 
   config cfg_;  // a copy: reload updates its [supervisor] settings
@@ -569,6 +670,7 @@ class daemon_runner {
   event_loop loop_;
   notifier notify_;
   std::unique_ptr<control_server> ctl_;
+  std::unique_ptr<containment> contain_;  // before sup_: units hold their cgroups
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
   output_router output_{loop_};

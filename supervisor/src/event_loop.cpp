@@ -183,19 +183,26 @@ void event_loop::run_timers() {
 }
 
 void event_loop::watch_child(pid_t pid, exit_handler on_exit) {
+  if (auto err = try_watch_child(pid, std::move(on_exit)))
+    throw std::system_error(*err, std::generic_category(), "pidfd_open(" + std::to_string(pid) + ")");
+}
+
+std::optional<int> event_loop::try_watch_child(pid_t pid, exit_handler on_exit) {
   int fd = pidfd_open(pid);
   if (fd < 0) {
+    const int error = errno;
     // Already reaped elsewhere or gone: report what we can.
     int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
+    if (error != EMFILE && error != ENFILE && error != ENOMEM && ::waitpid(pid, &status, WNOHANG) == pid) {
       on_exit(status);
-      return;
+      return std::nullopt;
     }
-    throw std::system_error(errno, std::generic_category(), "pidfd_open(" + std::to_string(pid) + ")");
+    return error;
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   children_[pid] = child{fd, std::move(on_exit)};
   watch(fd, EPOLLIN, [this, pid, fd](std::uint32_t) { on_pidfd(pid, fd); });
+  return std::nullopt;
 }
 
 void event_loop::forget_child(pid_t pid) {

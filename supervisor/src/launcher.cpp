@@ -3,6 +3,8 @@
 // async-signal-safe system calls and reports a failing step through a close-on-exec pipe.
 #include "procsup/supervisor/launcher.hpp"
 
+#include "procsup/shm/sys.hpp"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -30,6 +32,7 @@ namespace {
 // Child setup steps, in the order the child runs them. The number travels through the error pipe.
 enum class step : std::int32_t {
   setsid, setrlimit, setgroups, setgid, setuid, prctl, parent_died, chdir, dup2, close_range, exec, mmap, unshare,
+  cgroup,
 };
 
 const char* step_name(step s) {
@@ -47,6 +50,7 @@ const char* step_name(step s) {
     case step::exec: return "exec";
     case step::mmap: return "mmap";
     case step::unshare: return "unshare";
+    case step::cgroup: return "cgroup";
   }
   return "setup";
 }
@@ -79,6 +83,7 @@ struct child_plan {
   // vfork with CLONE_FILES: the child starts on the parent's fd table and first takes a private
   // copy of the fds below this one only (every fd it needs is below it). -1: own table already.
   int unshare_below = -1;
+  int cgroup_procs_fd = -1;  // the instance's cgroup.procs: the child moves itself there first
 };
 
 [[noreturn]] void child_fail(const child_plan& p, step s, int error) {
@@ -104,6 +109,11 @@ void close_fds_from(unsigned lo, unsigned hi) {
 
 // Runs in the child; returns only when every step succeeded. Async-signal-safe calls only.
 void run_child_setup(const child_plan& p) {
+  // The instance's cgroup before anything else (while the fd table may still be the parent's):
+  // from here on, whatever this child starts is in it, whatever session or group it makes.
+  if (p.cgroup_procs_fd >= 0 && sys::retry_eintr([&] { return ::write(p.cgroup_procs_fd, "0", 1); }) != 1)
+    child_fail(p, step::cgroup, errno);
+
   // 0. A private fd table holding only the fds below unshare_below, before any fd is touched:
   // until then the table is the parent's. The kernel copies just that low part, so neither the
   // copy nor step 7 costs anything per fd the parent has open (it would be ~0.5 us per fd on
@@ -264,6 +274,7 @@ int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& k
   plan.moved = moved.data();
   plan.dup_floor = max_target + 1;
   plan.keep = &keep;
+  plan.cgroup_procs_fd = setup.cgroup_procs_fd;
   return 0;
 }
 

@@ -219,7 +219,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       u.set_final(process_state::failed, "process " + id + " could not start: " + err.message);
       return;
     }
-    const bool transient = (err.stage == "fork" || err.stage == "channel") &&
+    const bool transient = (err.stage == "fork" || err.stage == "channel" || err.stage == "pipe" || err.stage == "pidfd" || err.stage == "cgroup") &&
                            (err.error == EAGAIN || err.error == ENOMEM || err.error == EMFILE || err.error == ENFILE);
     if (transient) {
       // Out of processes or memory for now: retry with backoff; not the child's fault, so it
@@ -545,6 +545,7 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   spec.request_timeout = o.request_timeout;
   spec.channel = o.channel;
   spec.prepare_launch = std::move(o.prepare_launch);
+  spec.cgroup = std::move(o.cgroup);
   if (wait && core_->loop.in_loop_thread())
     throw std::logic_error("spawn_program(wait = true) on the event-loop thread would deadlock");
   auto u = std::make_shared<detail::unit>(core_->loop, std::move(spec));
@@ -651,11 +652,13 @@ bool supervisor::stop_child(const std::string& id) {
   auto core = core_;
   std::promise<void> done;
   auto f = done.get_future();
+  // Asked here, not in the lambda (which always runs on the loop thread): a caller on another
+  // thread waits for the stop to complete.
+  const bool on_loop = core->loop.in_loop_thread();
   bool found = core->loop.call([&] {
     auto* c = core->find(id);
     if (c == nullptr) return false;
     if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
-    const bool on_loop = core->loop.in_loop_thread();
     auto finished = [&done, on_loop] {
       if (!on_loop) done.set_value();
     };

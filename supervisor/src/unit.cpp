@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <cstring>
+#include <fstream>
 
 #include "procsup/shm/futex.hpp"
 #include "procsup/worker/behavior.hpp"
@@ -127,8 +128,27 @@ void unit::launch() {
   ready_seen_ = false;
 
   child_setup setup = spec_.setup;
+  if (spec_.cgroup) {
+    setup.cgroup_procs_fd = spec_.cgroup->procs_fd();
+    if (setup.cgroup_procs_fd < 0) {
+      // Out of fds: not started at all rather than started outside its cgroup.
+      const int e = errno;
+      loop_.reap_exited();
+      fail_launch(launch_error{e, "cgroup", "cannot open " + spec_.cgroup->path() + "/cgroup.procs: " + std::strerror(e)});
+      return;
+    }
+    if (spec_.cgroup->tracks_memory()) oom_kills_at_start_ = spec_.cgroup->usage().oom_kills;
+  }
   std::vector<int> close_after;
-  if (spec_.prepare_launch) close_after = spec_.prepare_launch(setup);
+  try {
+    if (spec_.prepare_launch) close_after = spec_.prepare_launch(setup);
+  } catch (const std::system_error& e) {
+    // Out of fds for its output pipes (EMFILE): a failed start of this instance, retried by its
+    // strategy, never an error of the supervisor.
+    loop_.reap_exited();
+    fail_launch(launch_error{e.code().value(), "pipe", e.what()});
+    return;
+  }
   const bool with_channel = static_cast<bool>(spec_.body) || spec_.protocol;
 
   std::optional<ipc::channel> chan;
@@ -206,9 +226,22 @@ void unit::launch() {
           std::string(how) + (restarts_ == 0 ? ", first start" : ", restart " + std::to_string(restarts_)), restarts_, {}});
   }
   std::weak_ptr<unit> weak = weak_from_this();
-  loop_.watch_child(pid, [weak](int status) {
-    if (auto self = weak.lock()) self->on_exit(status);
-  });
+  if (auto err = loop_.try_watch_child(pid, [weak](int status) {
+        if (auto self = weak.lock()) self->on_exit(status);
+      })) {
+    // No pidfd for it (EMFILE): it cannot be watched, so it must not run. A failed start.
+    signal_all(SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    {
+      std::lock_guard rk(recv_mu_);
+      std::lock_guard lk(mu_);
+      drop_channel_locked();
+      pid_ = 0;
+    }
+    if (setup_report_fd_ >= 0) sys::close_fd(std::exchange(setup_report_fd_, -1));
+    fail_launch(launch_error{*err, "pidfd", "pidfd_open for " + spec_.id + ": " + std::strerror(*err)});
+    return;
+  }
   if (setup_report_fd_ >= 0)
     loop_.watch(setup_report_fd_, EPOLLIN, [weak](std::uint32_t) {
       if (auto self = weak.lock()) self->on_setup_report();
@@ -522,7 +555,13 @@ void unit::kill_for(std::string reason) {
   pid_t pid = this->pid();
   if (pid == 0) return;
   if (kill_reason_.empty()) kill_reason_ = std::move(reason);
-  signal(SIGKILL);
+  signal_all(SIGKILL);
+}
+
+void unit::signal_all(int sig) {
+  if (sig == SIGKILL && spec_.cgroup) spec_.cgroup->kill();
+  else if (spec_.cgroup) spec_.cgroup->signal(sig);
+  signal(sig);
 }
 
 void unit::signal(int sig) {
@@ -537,6 +576,13 @@ void unit::signal(int sig) {
 std::string unit::exit_cause(int status) const {
   if (!kill_reason_.empty()) return kill_reason_;
   if (!protocol_error_.empty()) return protocol_error_;
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && spec_.cgroup && spec_.cgroup->tracks_memory() &&
+      spec_.cgroup->usage().oom_kills > oom_kills_at_start_) {
+    std::ifstream in(spec_.cgroup->path() + "/memory.max");
+    std::string max;
+    in >> max;
+    return "killed by the OOM killer (memory.max " + (max.empty() ? std::string("?") : max) + ")";
+  }
   const bool worker = static_cast<bool>(spec_.body) || spec_.protocol;
   if (worker && WIFEXITED(status)) {
     const int code = WEXITSTATUS(status);
@@ -608,6 +654,11 @@ void unit::on_exit(int status) {
     dead = pid_;
   }
   if (spec_.setup.new_session && dead > 0) ::kill(-dead, SIGKILL);
+  // And everything else it started, wherever it went (setsid, double fork): the cgroup.
+  if (spec_.cgroup) spec_.cgroup->kill();
+  // A stop is complete only once nothing of the instance is left (the SIGKILL above takes a
+  // moment to land): the main process's exit alone does not say so.
+  const bool leftovers = spec_.cgroup && stopping_ && spec_.cgroup->populated();
 
   instance_end end;
   end.wait_status = status;
@@ -637,6 +688,7 @@ void unit::on_exit(int status) {
     if (!end.requested && on_end && strategy_ == strategy::restart) state_ = process_state::starting;
     // Stopped to be started again: sends queued meanwhile wait for the next instance.
     if (end.requested && restart_after) state_ = process_state::starting;
+    else if (end.requested && leftovers) state_ = process_state::stopping;  // until the cgroup is empty
     stopping_ = false;
   }
   // The event sink hears of the exit now (the zombie may still be there until a restart is
@@ -650,9 +702,13 @@ void unit::on_exit(int status) {
   auto done = std::move(stop_done_);
   stop_done_.clear();
   if (end.requested) {
-    if (!restart_after) set_final(process_state::stopped, "process " + spec_.id + " was stopped");
-    complete_async();
-    for (auto& f : done) f();
+    auto finish = [this, restart_after, done = std::move(done)] {
+      if (!restart_after) set_final(process_state::stopped, "process " + spec_.id + " was stopped");
+      complete_async();
+      for (auto& f : done) f();
+    };
+    if (leftovers) wait_cgroup_empty(std::move(finish));
+    else finish();
     return;
   }
   if (on_end) {
@@ -705,6 +761,37 @@ void unit::set_final(process_state s, const std::string& why) {
   fail_all_locked(pending_, why);
 }
 
+void unit::wait_cgroup_empty(std::function<void()> then) {
+  const int fd = spec_.cgroup->events_fd();
+  if (fd < 0 || !spec_.cgroup->populated()) {
+    then();
+    return;
+  }
+  cgroup_emptied_ = std::move(then);
+  std::weak_ptr<unit> weak = weak_from_this();
+  loop_.watch(fd, EPOLLPRI, [weak](std::uint32_t) {
+    if (auto self = weak.lock()) self->on_cgroup_event();
+  });
+  // Everything in it has had its SIGKILL; a process that still does not go is stuck in the
+  // kernel (uninterruptible sleep). The stop does not wait for it for ever.
+  cgroup_timer_ = loop_.add_timer(spec_.shutdown_timeout, [weak] {
+    if (auto self = weak.lock()) {
+      self->cgroup_timer_ = 0;
+      self->spec_.cgroup->kill();
+      self->on_cgroup_event(true);
+    }
+  });
+}
+
+void unit::on_cgroup_event(bool give_up) {
+  if (!cgroup_emptied_) return;
+  if (!give_up && spec_.cgroup->populated()) return;  // the read re-arms EPOLLPRI
+  loop_.unwatch(spec_.cgroup->events_fd());
+  if (cgroup_timer_) loop_.cancel_timer(std::exchange(cgroup_timer_, 0));
+  auto then = std::exchange(cgroup_emptied_, nullptr);
+  then();
+}
+
 void unit::request_stop(std::function<void()> done, bool for_restart) {
   pid_t pid;
   {
@@ -742,22 +829,22 @@ void unit::request_stop(std::function<void()> done, bool for_restart) {
   }
   // Worker: shutdown frame, then SIGTERM, then SIGKILL. Program: stop_signal, then SIGKILL.
   int first = asked ? 0 : spec_.stop_signal;
-  if (first) signal(first);
+  if (first) signal_all(first);
   auto weak = weak_from_this();
   stop_timer_ = loop_.add_timer(spec_.shutdown_timeout, [weak, asked] {
     auto self = weak.lock();
     if (!self) return;
     self->stop_timer_ = 0;
     if (asked) {
-      self->signal(SIGTERM);
+      self->signal_all(SIGTERM);
       self->stop_timer_ = self->loop_.add_timer(self->spec_.shutdown_timeout, [weak] {
         if (auto s = weak.lock()) {
           s->stop_timer_ = 0;
-          s->signal(SIGKILL);
+          s->signal_all(SIGKILL);
         }
       });
     } else {
-      self->signal(SIGKILL);
+      self->signal_all(SIGKILL);
     }
   });
 }

@@ -336,15 +336,16 @@ TEST_F(daemon_control, a_stale_socket_is_replaced_and_a_live_one_is_not) {
 
 TEST(daemon_control_table, status_is_an_aligned_table_like_supervisorctl) {
   const json status = json::parse(R"([
-    {"name":"api","instance":0,"pid":1234,"state":"running","restarts":0,"uptime_s":3725.4,"last_exit":null},
+    {"name":"api","instance":0,"pid":1234,"state":"running","restarts":0,"uptime_s":3725.4,"last_exit":null,
+     "memory_bytes":12897484,"cpu_seconds":1.5},
     {"name":"api","instance":1,"pid":1240,"state":"running","restarts":12,"uptime_s":5,"last_exit":{"signal":"SIGSEGV"}},
     {"name":"worker","instance":0,"pid":null,"state":"stopped","restarts":3,"uptime_s":null,"last_exit":{"code":1}}
   ])");
   EXPECT_EQ(pd::format_status_table(status),
-            "NAME    STATE    PID   UPTIME   RESTARTS  LAST EXIT\n"
-            "api:0   running  1234  1:02:05  0         -\n"
-            "api:1   running  1240  0:00:05  12        signal SIGSEGV\n"
-            "worker  stopped  -     -        3         exit 1\n");
+            "NAME    STATE    PID   UPTIME   RESTARTS  MEM    CPU    LAST EXIT\n"
+            "api:0   running  1234  1:02:05  0         12.3M  1.50s  -\n"
+            "api:1   running  1240  0:00:05  12        -      -      signal SIGSEGV\n"
+            "worker  stopped  -     -        3         -      -      exit 1\n");
   EXPECT_EQ(pd::format_uptime(2 * 86400 + 4 * 3600), "2d 04:00:00");
 }
 

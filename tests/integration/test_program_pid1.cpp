@@ -59,7 +59,10 @@ TEST_F(program_pid1, as_pid_1_it_reaps_an_orphan_and_stops_cleanly_on_sigterm) {
   const auto cfg = dir_.write_config(
       "[[program]]\nname = \"sleeper\"\ncommand = " + toml_argv({test_target, "print-pid-then-sleep", tag}) +
       "\n\n[[program]]\nname = \"orphaner\"\ncommand = " + toml_argv({"/bin/sh", orphaner, tag}) +
-      "\n\n[[program]]\nname = \"zcheck\"\nstrategy = \"stop\"\ncommand = " + toml_argv({"/bin/sh", zcheck}) + "\n");
+      "\n\n[[program]]\nname = \"zcheck\"\nstrategy = \"stop\"\ncommand = " + toml_argv({"/bin/sh", zcheck}) + "\n",
+      // Process groups only: with a cgroup per instance the orphan is killed with its program
+      // (test_program_containment.cpp); this is about PID 1 reaping what escaped a group.
+      "cgroups = false\n");
 
   procsup_process p({"--log-format", "json", "--log-level", "debug", "run", cfg},
                     {"/usr/bin/unshare", "-fp", "--mount-proc"});

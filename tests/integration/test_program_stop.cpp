@@ -76,6 +76,31 @@ TEST_F(program_stop, ctl_stop_after_stop_timeout_kills_the_group_with_its_grandc
   EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
 }
 
+TEST_F(program_stop, under_one_for_one_a_shutdown_stops_every_program_at_once) {
+  // Three programs that ignore SIGTERM, stop_timeout 1 s each: stopped one after the other they
+  // would take 3 s; together, the longest stop_timeout (+ 1 s, the bound procsup promises).
+  const auto tag = unique_tag("together");
+  std::string programs;
+  for (const char* name : {"a", "b", "c"})
+    programs += std::string("[[program]]\nname = \"") + name + "\"\nstop_timeout = \"1s\"\ncommand = " +
+                toml_argv({test_target, "ignore-term", tag}) + "\n";
+  procsup_process p({"--log-format", "json", "run", dir_.write_config(programs)});
+  // Each prints "ready" once it ignores SIGTERM (a line on its stdout, not the lifecycle event).
+  for (const std::string name : {"[a] ready", "[b] ready", "[c] ready"})
+    ASSERT_TRUE(p.wait_line(
+        [&](const std::string& l) {
+          const json j = procsup_process::parse(l);
+          return j.is_object() && j.value("msg", "") == name && j.value("stream", "") == "stdout";
+        },
+        name + " on stdout"));
+  const auto t0 = std::chrono::steady_clock::now();
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 2900ms) << "stopped one after the other";
+  EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
+}
+
 TEST_F(program_stop, sigterm_to_procsup_kills_a_stubborn_group_and_exits_0) {
   const auto tag = unique_tag("stubborn-term");
   procsup_process p({"--log-format", "json", "run", stubborn_config(tag)});
@@ -92,12 +117,14 @@ TEST_F(program_stop, sigterm_to_procsup_kills_a_stubborn_group_and_exits_0) {
   EXPECT_EQ(live_processes_tagged(tag), std::vector<pid_t>{});
 }
 
-TEST_F(program_stop, sigterm_stops_every_program_in_reverse_order_and_exits_0) {
+TEST_F(program_stop, under_rest_for_one_sigterm_stops_every_program_in_reverse_order_and_exits_0) {
   const auto tag = unique_tag("term");
+  // rest_for_one: a program depends on the ones started before it, so they stop after it.
   const auto cfg = dir_.write_config("[[program]]\nname = \"first\"\ncommand = " +
-                                     toml_argv({test_target, "print-pid-then-sleep", tag}) +
-                                     "\n\n[[program]]\nname = \"second\"\ninstances = 2\ncommand = " +
-                                     toml_argv({test_target, "print-pid-then-sleep", tag}) + "\n");
+                                         toml_argv({test_target, "print-pid-then-sleep", tag}) +
+                                         "\n\n[[program]]\nname = \"second\"\ninstances = 2\ncommand = " +
+                                         toml_argv({test_target, "print-pid-then-sleep", tag}) + "\n",
+                                     "policy = \"rest_for_one\"\n");
   procsup_process p({"--log-format", "json", "run", cfg});
   ASSERT_TRUE(p.wait_event("ready"));  // every instance is up (procsup's own READY)
   std::vector<pid_t> pids;

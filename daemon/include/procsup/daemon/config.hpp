@@ -36,10 +36,31 @@ struct backoff_config {
 };
 
 struct supervisor_config {
+  // Kernel containment: a cgroup per instance when procsup can make them (false: process
+  // groups only). pid_namespace: run as PID 1 of a new PID namespace (procsup run --pid-namespace).
+  bool cgroups = true;
+  bool pid_namespace = false;
   group_policy policy = group_policy::one_for_one;
   int intensity = 5;                           // at most this many restarts ...
   std::chrono::milliseconds period{60'000};    // ... within this window, else give up
   std::string socket = "/run/procsup.sock";    // control socket
+};
+
+// Limits the kernel enforces per instance through its cgroup (v2 controllers memory, cpu,
+// pids, io). `line` is where the limits table is, for errors about the host.
+struct cgroup_limits {
+  std::optional<std::uint64_t> memory_max;   // memory.max, bytes
+  std::optional<std::uint64_t> memory_high;  // memory.high, bytes
+  std::optional<int> cpu_percent;            // cpu.max: "150%" = 1.5 CPUs
+  std::optional<std::uint64_t> pids_max;     // pids.max
+  std::optional<int> io_weight;              // io.weight, 1-10000
+  int line = 0;
+  int column = 0;
+  bool any() const { return memory_max || memory_high || cpu_percent || pids_max || io_weight; }
+  bool operator==(const cgroup_limits& o) const {  // where it is written does not count
+    return memory_max == o.memory_max && memory_high == o.memory_high && cpu_percent == o.cpu_percent &&
+           pids_max == o.pids_max && io_weight == o.io_weight;
+  }
 };
 
 struct program_config {
@@ -59,6 +80,7 @@ struct program_config {
   std::chrono::milliseconds stop_timeout{10'000};  // then SIGKILL to the whole process group
   backoff_config backoff;
   std::vector<rlimit_setting> limits;  // soft == hard; keys nofile, nproc, as, data, stack, core, fsize, cpu
+  cgroup_limits resources;             // limits.memory, memory_high, cpu = "150%", pids, io_weight
   output_target stdout_target;
   output_target stderr_target;
   std::uint64_t log_max_size = 10ULL << 20;  // rotate a file target at this size

@@ -136,8 +136,9 @@ std::optional<control_error> control_stream(const std::string& path, const nlohm
                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // The human `ctl status` table (like supervisorctl's) from the status reply's array of
-// {name, instance, pid, state, restarts, uptime_s, last_exit}. Columns: NAME STATE PID UPTIME
-// RESTARTS LAST EXIT; NAME is "name:instance" when a name has several instances.
+// {name, instance, pid, state, restarts, uptime_s, memory_bytes, cpu_seconds, last_exit}.
+// Columns: NAME STATE PID UPTIME RESTARTS MEM CPU LAST EXIT; NAME is "name:instance" when a name
+// has several instances.
 std::string format_status_table(const nlohmann::json& instances);
 // "0:00:05", "3:02:01", "2d 04:00:00"
 std::string format_uptime(double seconds);

@@ -13,6 +13,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
@@ -74,6 +75,9 @@ class event_loop {
   // on_exit returns. So a restart launched from on_exit waits neither for the kernel to release
   // the dead task nor for the pidfd's release.
   void watch_child(pid_t pid, exit_handler on_exit);
+  // The same, but a pidfd that cannot be had (EMFILE) is returned as its errno instead of
+  // thrown: the caller decides (a supervisor kills that child: what it cannot watch must not run).
+  std::optional<int> try_watch_child(pid_t pid, exit_handler on_exit);
   // In an exit handler: reaps its child and closes its pidfd now if that has not happened.
   // Elsewhere: nothing.
   void reap_exited();

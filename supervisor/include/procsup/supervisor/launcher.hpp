@@ -32,12 +32,16 @@ struct rlimit_setting {
   rlim_t hard;
 };
 
-// What every child (exec'd or forked) gets, applied in this order in the child:
-// signal dispositions to SIG_DFL + empty mask, (forked: `maps`), setsid, rlimits,
+// What every child (exec'd or forked) gets, applied in this order in the child: its cgroup
+// (when asked), signal dispositions to SIG_DFL + empty mask, (forked: `maps`), setsid, rlimits,
 // setgroups/setgid/setuid, parent-death signal (+ getppid check), chdir, dup2 of `fds`, close
 // every other fd >= 3, and last a soft RLIMIT_NOFILE lower than the parent's (so that the
 // parent's fds can still be moved before that).
 struct child_setup {
+  // The cgroup.procs file of the instance's cgroup (cgroup::procs_fd()), or -1: the child
+  // writes its pid there as its very first step, so it and everything it starts belong to that
+  // cgroup before it runs any code of its own. Not passed to the child.
+  int cgroup_procs_fd = -1;
   bool new_session = true;            // setsid(): own session + process group (pgid == pid)
   int parent_death_signal = SIGKILL;  // 0 = none; set after the uid change (which clears it)
   // Every signal disposition back to SIG_DFL in the child: 64 system calls, ~20 µs of every
@@ -80,7 +84,8 @@ struct launch_error {
   int error = 0;        // errno
   std::string stage;    // "fork", "pipe", "resolve", "setsid", "setrlimit", "setgroups", "setgid",
                         // "setuid", "prctl", "parent died", "chdir", "dup2", "close_range", "exec",
-                        // "mmap"
+                        // "mmap",
+                        // "cgroup"
   std::string message;  // e.g. "exec /usr/bin/nope: No such file or directory"
 };
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "procsup/supervisor/cgroup.hpp"
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
 #include "procsup/supervisor/process.hpp"
@@ -52,6 +53,9 @@ struct program_options {
   // Called before each launch, on the loop thread (add stdout/stderr pipes to exec.setup.fds);
   // returns the fds to close in the parent after the fork.
   std::function<std::vector<int>(child_setup&)> prepare_launch;
+  // Kernel containment (cgroup.hpp): each instance joins this cgroup before exec; a stop
+  // signals all of it and ends once it is empty. Null: its process group only.
+  std::shared_ptr<procsup::cgroup> cgroup;
 };
 
 namespace detail { class supervisor_core; }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "procsup/ipc/channel.hpp"
+#include "procsup/supervisor/cgroup.hpp"
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
 #include "procsup/supervisor/types.hpp"
@@ -65,6 +66,10 @@ struct unit_spec {
   std::size_t max_pending = 1024;                     // sends queued while (re)starting
   std::chrono::nanoseconds reply_spin{std::chrono::microseconds(50)};  // get() spins this long first
   std::vector<int> success_codes{0};                  // programs: exit codes that count as clean
+  // Kernel containment: every instance runs in this cgroup (joined before exec). A stop then
+  // signals every process in it, ends with cgroup.kill and is complete only once it is empty;
+  // an instance's exit kills what it left there. Null: process groups only.
+  std::shared_ptr<procsup::cgroup> cgroup;
   // Called on the loop thread before each launch (the daemon adds stdout/stderr pipes). Returns
   // fds to close in the parent after the fork.
   std::function<std::vector<int>(child_setup&)> prepare_launch;
@@ -101,6 +106,8 @@ class unit : public std::enable_shared_from_this<unit> {
   // Final: state `s` (stopped or failed); queued sends fail with `why`.
   void set_final(process_state s, const std::string& why);
   void signal(int sig);  // to the instance's process group
+  // Stop signals: the process group and every process in the cgroup (SIGKILL: cgroup.kill).
+  void signal_all(int sig);
   void count_restart() { std::lock_guard lk(mu_); ++restarts_; }
   // Calls `fn` once: with "" when the current (or next) instance is ready, or with the cause
   // when it fails before that.
@@ -196,6 +203,12 @@ class unit : public std::enable_shared_from_this<unit> {
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
+  // A stop whose main process has exited waits here for the cgroup to empty (loop thread).
+  void wait_cgroup_empty(std::function<void()> then);
+  void on_cgroup_event(bool give_up = false);
+  std::function<void()> cgroup_emptied_;
+  event_loop::timer_id cgroup_timer_ = 0;
+  std::uint64_t oom_kills_at_start_ = 0;
 };
 
 }  // namespace procsup::detail

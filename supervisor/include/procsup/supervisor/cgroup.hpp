@@ -1,0 +1,94 @@
+// Kernel containment with cgroup v2: one directory per supervised instance. Membership is set
+// in the child before exec (the launcher writes its pid to cgroup.procs), so nothing the
+// instance starts (setsid daemons, double forks) can leave it; cgroup.kill ends everything in
+// it at once, and cgroup.events says when it is empty (pollable: EPOLLPRI).
+//
+// Threads: a cgroup object is used from the thread that owns the instance (the event loop).
+// Nothing here caches the tree: every call is one or two small reads or writes of cgroupfs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procsup/shm/sys.hpp"
+
+namespace procsup {
+
+// Where the unified (v2) hierarchy is and where this process sits in it.
+struct cgroup_host {
+  std::string mount;     // "/sys/fs/cgroup" or, on a hybrid host, "/sys/fs/cgroup/unified"; "" if none
+  std::string own;       // this process's cgroup, relative to the mount ("/" or "/system.slice/x.service")
+  std::string controllers;  // the own cgroup's cgroup.controllers ("memory pids cpu io", maybe "")
+  std::string own_dir() const { return mount + (own == "/" ? "" : own); }
+  bool has_controller(const std::string& name) const;
+};
+
+// Reads /proc/self/mountinfo (fstype cgroup2) and /proc/self/cgroup (the "0::" line). nullopt
+// when there is no cgroup2 mount or this process has no v2 cgroup.
+std::optional<cgroup_host> find_cgroup_host();
+
+// Usage of one cgroup (and of what the kernel accounts there). Absent fields: not available
+// on this host (no controller); the caller may fall back to /proc.
+struct cgroup_usage {
+  std::optional<std::uint64_t> memory_bytes;  // memory.current
+  std::optional<double> cpu_seconds;          // cpu.stat usage_usec (always there on v2)
+  std::uint64_t pids = 0;                     // processes in it (cgroup.procs lines)
+  std::uint64_t oom_kills = 0;                // memory.events oom_kill (0 without memory)
+};
+
+class cgroup {
+ public:
+  // Creates (or adopts, when it exists) the directory `path` (absolute, inside cgroupfs).
+  // nullopt + `error` (text naming the path) when it cannot be made or is no cgroup.
+  static std::optional<cgroup> open(const std::string& path, std::string& error);
+
+  cgroup(cgroup&&) noexcept = default;
+  cgroup& operator=(cgroup&&) noexcept = default;
+  ~cgroup() = default;
+
+  const std::string& path() const noexcept { return path_; }
+  // cgroup.procs, opened for writing at the first call and kept: the launcher's child writes
+  // "0" there (child_setup::cgroup_procs_fd). -1 with errno set when it cannot be opened (out
+  // of fds: the launch fails and is retried, it never runs outside its cgroup).
+  int procs_fd();
+  // cgroup.events, opened at the first call and kept: readable-priority (EPOLLPRI) whenever
+  // "populated" changes. -1 if it cannot be opened.
+  int events_fd();
+  // memory.events exists (the memory controller is on for it): OOM kills can be told apart.
+  bool tracks_memory() const;
+
+  // One read of cgroup.events.
+  bool populated() const;
+  std::vector<pid_t> pids() const;
+  // Sends `sig` to every process in it (stop signals: each process gets it, whatever group or
+  // session it made for itself). Returns how many were signalled.
+  std::size_t signal(int sig) const;
+  // SIGKILL to everything in it and its descendants (cgroup.kill, Linux 5.14; before that, a
+  // SIGKILL per pid in a loop until empty or `rounds` scans). Returns false only when nothing
+  // could be done.
+  bool kill() const;
+  cgroup_usage usage() const;
+  // Writes `value` to the control file `file` ("memory.max"): "" or the error naming both.
+  std::string write(const std::string& file, const std::string& value) const;
+  // rmdir (only an empty cgroup can go): false with errno set otherwise.
+  bool remove() const;
+
+ private:
+  explicit cgroup(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+  sys::unique_fd procs_;           // cgroup.procs, once asked for
+  mutable sys::unique_fd kill_;    // cgroup.kill (absent before Linux 5.14)
+  sys::unique_fd events_;          // cgroup.events, once asked for
+};
+
+// Reads one "key value" line's value from a flat-keyed cgroup file ("populated", "oom_kill").
+std::optional<std::uint64_t> read_cgroup_key(const std::string& file, const std::string& key);
+// Removes `dir` and every cgroup below it, deepest first, after killing what is in them;
+// returns the pids that were found alive (for the log). Waits at most `wait_ms` for each to empty.
+std::vector<pid_t> sweep_cgroup_tree(const std::string& dir, int wait_ms, std::string& error);
+
+}  // namespace procsup

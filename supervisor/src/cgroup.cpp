@@ -1,0 +1,236 @@
+// cgroup v2 mechanics: find the hierarchy, create / kill / watch / remove one cgroup. See
+// cgroup.hpp.
+#include "procsup/supervisor/cgroup.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace procsup {
+namespace {
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+// The whole of a small cgroupfs file (they are read with one read at offset 0).
+std::optional<std::string> slurp_fd(int fd) {
+  std::string out;
+  char buf[4096];
+  off_t at = 0;
+  for (;;) {
+    const ssize_t n = sys::retry_eintr([&] { return ::pread(fd, buf, sizeof buf, at); });
+    if (n < 0) return std::nullopt;
+    if (n == 0) return out;
+    out.append(buf, static_cast<std::size_t>(n));
+    at += n;
+  }
+}
+
+std::optional<std::string> slurp(const std::string& file) {
+  sys::unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  return slurp_fd(fd.get());
+}
+
+std::optional<std::uint64_t> key_in(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  std::string k;
+  std::uint64_t v = 0;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+// The directories directly below `dir` (cgroups), or empty.
+std::vector<std::string> subdirs(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (e->d_type == DT_DIR) out.push_back(dir + "/" + e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+bool cgroup_host::has_controller(const std::string& name) const {
+  std::istringstream in(controllers);
+  std::string c;
+  while (in >> c)
+    if (c == name) return true;
+  return false;
+}
+
+std::optional<cgroup_host> find_cgroup_host() {
+  cgroup_host h;
+  // mountinfo: "id parent major:minor root mountpoint options ... - fstype source superopts"
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mi, line)) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream post(line.substr(dash + 3));
+    std::string fstype;
+    post >> fstype;
+    if (fstype != "cgroup2") continue;
+    std::istringstream pre(line.substr(0, dash));
+    std::string id, parent, dev, root, mountpoint;
+    pre >> id >> parent >> dev >> root >> mountpoint;
+    // A bind mount of a subtree (root != "/") is not the hierarchy's top: keep looking.
+    if (root != "/" && !h.mount.empty()) continue;
+    h.mount = mountpoint;
+    if (root == "/") break;
+  }
+  if (h.mount.empty()) return std::nullopt;
+  std::ifstream cg("/proc/self/cgroup");
+  bool found = false;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) {
+      h.own = line.substr(3);
+      found = true;
+      break;
+    }
+  }
+  if (!found || h.own.empty()) return std::nullopt;
+  // " (deleted)": our cgroup was removed under us; nothing to build on.
+  if (h.own.find(" (deleted)") != std::string::npos) return std::nullopt;
+  if (auto c = slurp(h.own_dir() + "/cgroup.controllers")) h.controllers = *c;
+  return h;
+}
+
+std::optional<cgroup> cgroup::open(const std::string& path, std::string& error) {
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    error = "cannot create cgroup " + path + ": " + errno_text(errno);
+    return std::nullopt;
+  }
+  if (::access((path + "/cgroup.procs").c_str(), W_OK) != 0) {
+    error = "cannot use cgroup " + path + ": cgroup.procs: " + errno_text(errno);
+    return std::nullopt;
+  }
+  return cgroup(path);
+}
+
+int cgroup::procs_fd() {
+  if (!procs_) procs_.reset(::open((path_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  return procs_.get();
+}
+
+int cgroup::events_fd() {
+  if (!events_) events_.reset(::open((path_ + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+  return events_.get();
+}
+
+bool cgroup::tracks_memory() const { return ::access((path_ + "/memory.events").c_str(), F_OK) == 0; }
+
+bool cgroup::populated() const {
+  auto text = events_ ? slurp_fd(events_.get()) : slurp(path_ + "/cgroup.events");
+  if (!text) return false;
+  return key_in(*text, "populated").value_or(0) != 0;
+}
+
+std::vector<pid_t> cgroup::pids() const {
+  std::vector<pid_t> out;
+  std::ifstream in(path_ + "/cgroup.procs");
+  pid_t p;
+  while (in >> p) out.push_back(p);
+  return out;
+}
+
+std::size_t cgroup::signal(int sig) const {
+  std::size_t n = 0;
+  for (pid_t p : pids())
+    if (p > 0 && ::kill(p, sig) == 0) ++n;
+  return n;
+}
+
+bool cgroup::kill() const {
+  if (!kill_) kill_.reset(::open((path_ + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
+  if (kill_ && sys::retry_eintr([&] { return ::write(kill_.get(), "1", 1); }) == 1) return true;
+  // Before Linux 5.14: one SIGKILL per process; a process forking meanwhile is caught by the
+  // next round (bounded: a fork bomb outpacing us is what pids.max is for).
+  bool any = false;
+  for (int round = 0; round < 16; ++round) {
+    const auto ps = pids();
+    if (ps.empty()) return true;
+    for (pid_t p : ps)
+      if (p > 0 && ::kill(p, SIGKILL) == 0) any = true;
+  }
+  return any;
+}
+
+cgroup_usage cgroup::usage() const {
+  cgroup_usage u;
+  if (auto v = read_cgroup_key(path_ + "/cpu.stat", "usage_usec")) u.cpu_seconds = static_cast<double>(*v) / 1e6;
+  if (auto m = slurp(path_ + "/memory.current")) {
+    try {
+      u.memory_bytes = std::stoull(*m);
+    } catch (...) {
+    }
+  }
+  u.oom_kills = read_cgroup_key(path_ + "/memory.events", "oom_kill").value_or(0);
+  u.pids = pids().size();
+  return u;
+}
+
+std::string cgroup::write(const std::string& file, const std::string& value) const {
+  const std::string full = path_ + "/" + file;
+  sys::unique_fd fd(::open(full.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return "cannot open " + full + ": " + errno_text(errno);
+  if (sys::retry_eintr([&] { return ::write(fd.get(), value.data(), value.size()); }) !=
+      static_cast<ssize_t>(value.size()))
+    return "cannot write \"" + value + "\" to " + full + ": " + errno_text(errno);
+  return {};
+}
+
+bool cgroup::remove() const { return ::rmdir(path_.c_str()) == 0 || errno == ENOENT; }
+
+std::optional<std::uint64_t> read_cgroup_key(const std::string& file, const std::string& key) {
+  auto text = slurp(file);
+  if (!text) return std::nullopt;
+  return key_in(*text, key);
+}
+
+std::vector<pid_t> sweep_cgroup_tree(const std::string& dir, int wait_ms, std::string& error) {
+  std::vector<pid_t> found;
+  for (const auto& sub : subdirs(dir)) {
+    auto more = sweep_cgroup_tree(sub, wait_ms, error);
+    found.insert(found.end(), more.begin(), more.end());
+  }
+  std::string err;
+  auto cg = cgroup::open(dir, err);
+  if (!cg) {
+    if (error.empty()) error = err;
+    return found;
+  }
+  const auto alive = cg->pids();
+  found.insert(found.end(), alive.begin(), alive.end());
+  if (cg->populated()) {
+    cg->kill();
+    // populated changes to 0 once the last process has exited (a zombie does not count).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (cg->populated()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      pollfd p{cg->events_fd(), POLLPRI, 0};
+      if (p.fd < 0) break;
+      sys::retry_eintr([&] { return ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 50))); });
+    }
+  }
+  if (!cg->remove() && error.empty()) error = "cannot remove cgroup " + dir + ": " + errno_text(errno);
+  return found;
+}
+
+}  // namespace procsup
