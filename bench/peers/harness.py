@@ -432,6 +432,7 @@ class S6(ServiceDirs):
 
 class Procsup(Supervisor):
     key, title = "procsup", "procsup"
+    cgroups = True  # a cgroup per instance where procsup can make them (root here)
 
     def available(self):
         if not self.h.procsup:
@@ -458,7 +459,7 @@ class Procsup(Supervisor):
             return json.dumps(s)
         out = ["[supervisor]", 'policy = "one_for_one"',
                "intensity = 1000000      # never give up during the benchmark", 'period = "1s"',
-               f"socket = {q(sock)}", ""]
+               f"socket = {q(sock)}", f"cgroups = {'true' if self.cgroups else 'false'}", ""]
         layout = self.h.args.procsup_layout
         groups = [(f"c{i:04d}", 1) for i in range(n)] if layout == "programs" else [("c", n)]
         for name, inst in groups:
@@ -509,6 +510,12 @@ class Procsup(Supervisor):
         except Exception:
             return None
 
+
+
+class ProcsupNoCgroups(Procsup):
+    """The same binary with `cgroups = false`: what a cgroup per instance costs a restart."""
+    key, title = "procsup_nocg", "procsup (no cgroups)"
+    cgroups = False
 
 class Bare(Supervisor):
     """bare.c: posix_spawn N instances, block in waitpid(-1), respawn at once, no backoff.
@@ -741,7 +748,7 @@ class Harness:
         # procsup right after the floor: its restart latency is read against the floor's, and
         # measured minutes apart (after the peers' thousands of processes) the two drifted apart
         # by up to 0.2 ms on this VM with nothing in procsup changed.
-        sups = [Bare(self), Procsup(self), Supervisord(self), Runit(self), S6(self)]
+        sups = [Bare(self), Procsup(self), ProcsupNoCgroups(self), Supervisord(self), Runit(self), S6(self)]
         only = set(self.args.only.split(",")) if self.args.only else None
         unknown = (only or set()) - {s.key for s in sups}
         if unknown:
@@ -937,7 +944,7 @@ def main():
     ap.add_argument("--idle", type=float, default=None, help="idle window in s (default 20)")
     ap.add_argument("--kills", type=int, default=None, help="SIGKILLs per supervisor (default 50)")
     ap.add_argument("--sizes", default=None, help="instance counts (default 100,1000)")
-    ap.add_argument("--only", default="", help="comma list of bare,supervisord,runit,s6,procsup")
+    ap.add_argument("--only", default="", help="comma list of bare,supervisord,runit,s6,procsup,procsup_nocg")
     ap.add_argument("--out", default=None, help="results file (default bench/peers/RESULTS.md)")
     ap.add_argument("--crash-budget", type=float, default=None, help="s to wait for the crash loop")
     ap.add_argument("--timeout", type=float, default=180, help="start timeout, s")
