@@ -8,11 +8,22 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "procsup/daemon/logging.hpp"
 
 namespace procsup::daemon {
+
+namespace {
+
+// "api" -> 0, "api:3" -> 3 (program names have no ':').
+int instance_index(const program_config& p, const std::string& id) {
+  if (id.size() <= p.name.size() + 1) return 0;
+  return std::atoi(id.c_str() + p.name.size() + 1);
+}
+
+}  // namespace
 
 nlohmann::json to_json(const output_line& line) {
   return {{"line", line.text}, {"program", line.program}, {"id", line.id}, {"stream", line.stream}};
@@ -81,7 +92,7 @@ std::vector<int> output_router::prepare(const program_config& p, const std::stri
     ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     s.fds.emplace_back(pfd[1], fd);
     held_[{id, fd}] = held_pipe{pfd[0], pfd[1]};
-    watch(pfd[0], pipe_state{p.name, id, fd == 1 ? "stdout" : "stderr", file, {}});
+    watch(pfd[0], pipe_state{p.name, instance_index(p, id), id, fd == 1 ? "stdout" : "stderr", file, {}});
   }
   return {};
 }
@@ -195,8 +206,8 @@ void output_router::consume(pipe_state& p, std::string_view data) {
 
 void output_router::emit_line(const pipe_state& p, std::string_view text) {
   if (p.file == nullptr)
-    // Prefixed with the program's name, so a plain-text log reads like `[api] listening on :80`.
-    log_event(spdlog::level::info, "[" + p.id + "] " + std::string(text), {{"program", p.id}, {"stream", p.stream}});
+    // Prefixed with the instance, so a plain-text log reads like `[api] listening on :80`.
+    log_program_line(p.id, text, {{"program", p.program}, {"instance", p.instance}, {"id", p.id}, {"stream", p.stream}});
   output_line line{next_seq_++, p.program, p.id, p.stream, std::string(text)};
   if (!followers_.empty()) {
     dispatching_ = true;

@@ -123,7 +123,7 @@ class control_server {
 
 // Client: connect to `path`, send `request` as one line, return the parsed reply line.
 // Errors name the path, e.g. "cannot connect to /run/procsup.sock: No such file or directory
-// — is procsup running?".
+// — is procsup running?" (EACCES / EPERM: a hint about the socket's permissions instead).
 std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
                                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
