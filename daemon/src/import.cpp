@@ -74,7 +74,10 @@ bool valid_name_char(char c) {
 // procsup program names are 1-64 of A-Z a-z 0-9 _ - . ; anything else becomes '_'.
 std::string program_name_from(std::string_view raw, std::set<std::string>& taken) {
   std::string name;
-  for (const char c : raw) name += valid_name_char(c) ? c : '_';
+  for (const char c : raw) {
+    if ((static_cast<unsigned char>(c) & 0xC0) == 0x80) continue;  // UTF-8 continuation: one '_' per character
+    name += valid_name_char(c) ? c : '_';
+  }
   if (name.empty()) name = "program";
   if (name.size() > 64) name.resize(64);
   const std::string base = name;
@@ -212,6 +215,7 @@ struct expander {
   std::string process_num_as;               // what %(process_num)... becomes ("{instance}" or a number)
   std::string first_process_num = "0";      // numprocs_start: in file paths
   std::vector<std::string>* notes = nullptr;
+  const std::vector<std::pair<std::string, std::string>>* own_env = nullptr;  // [supervisord] environment
 
   std::string operator()(const std::string& v) const {
     std::string out;
@@ -246,11 +250,20 @@ struct expander {
         if (!width.empty() && value == "{instance}" && notes)
           notes->push_back("%(process_num)" + width + "d: {instance} is not zero-padded");
       } else if (name.rfind("ENV_", 0) == 0) {
-        const char* env = std::getenv(name.c_str() + 4);
-        value = env ? env : "";
+        // supervisord's own environment: its [supervisord] environment, else the one it was
+        // started with (here: procsup import's).
+        const std::string var = name.substr(4);
+        const char* env = std::getenv(var.c_str());
+        bool set = env != nullptr;
+        if (env) value = env;
+        if (own_env != nullptr)
+          for (const auto& [key, val] : *own_env)
+            if (key == var) {
+              value = val;
+              set = true;
+            }
         if (notes)
-          notes->push_back("%(" + name + ")s: expanded at import time" +
-                           std::string(env ? "" : " (not set: empty)"));
+          notes->push_back("%(" + name + ")s: expanded at import time" + std::string(set ? "" : " (not set: empty)"));
       } else if (auto it = vars.find(name); it != vars.end()) {
         value = it->second;
       } else {
@@ -322,7 +335,11 @@ class supervisord_importer {
     for (std::size_t i = 0; i < files.size(); ++i)
       load(files[i].text, files[i].path, r.errors, i == 0 ? 0 : 1);  // more files: as if included
     if (!r.errors.empty()) return r;
-    for (const auto& [file, s] : sections_) section(file, s);
+    // [supervisord] first: its environment is the programs' (and %(ENV_X)s's).
+    for (const auto& [file, s] : sections_)
+      if (lower(s.name) == "supervisord") section(file, s);
+    for (const auto& [file, s] : sections_)
+      if (lower(s.name) != "supervisord") section(file, s);
     if (programs_.empty()) {
       r.errors.push_back(path_ + ": no [program:NAME] section to import");
       return r;
@@ -387,6 +404,16 @@ class supervisord_importer {
     const auto slash = file.rfind('/');
     if (slash == std::string::npos) return ".";
     return slash == 0 ? "/" : file.substr(0, slash);
+  }
+
+  // %(here)s: the config file's directory, absolute (as supervisord has it).
+  static std::string absolute_directory_of(const std::string& file) {
+    std::string dir = directory_of(file);
+    if (char* real = ::realpath(dir.c_str(), nullptr)) {
+      dir = real;
+      std::free(real);
+    }
+    return dir;
   }
 
   static std::string where(const std::string& file, int line) { return file + ":" + std::to_string(line); }
@@ -455,9 +482,10 @@ class supervisord_importer {
     std::vector<std::string> expand_notes;
     expander x;
     x.notes = &expand_notes;
+    x.own_env = &global_env_;
     x.vars = {{"program_name", trim(raw_name)},
               {"group_name", trim(raw_name)},
-              {"here", directory_of(file)},
+              {"here", absolute_directory_of(file)},
               {"host_node_name", host_name()},
               {"numprocs", std::to_string(numprocs)}};
     x.process_num_as = numprocs > 1 ? "{instance}" : std::to_string(numprocs_start);

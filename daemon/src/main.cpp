@@ -101,14 +101,18 @@ int run_check(const std::string& file) {
 int run_run(const std::string& file, std::string exit_after) {
   pd::config_result result;
   if (file.empty()) {
-    const std::string dir = pd::own_directory();
-    if (::access((dir + "/procsup-demo-decoder").c_str(), X_OK) != 0) {
-      std::cerr << "procsup run: the demo programs are not next to procsup in " << dir
-                << " (build the procsup target, or pass a CONFIG)\n";
+    const std::string dir = pd::demo_programs_directory();
+    if (dir.empty()) {
+      std::cerr << "procsup run: the demo programs are neither next to procsup in " << pd::own_directory()
+                << " nor in its libexec/procsup (build the procsup target, or pass a CONFIG)\n";
       return pd::exit_codes::usage;
     }
-    result = pd::parse_config(pd::demo_config_text(dir, "/tmp/procsup-demo.sock"), "(built-in demo)");
-    for (const auto& line : pd::demo_hints(dir + "/procsup", "/tmp/procsup-demo.sock"))
+    // $PROCSUP_DEMO_SOCKET: another socket, so that a scripted demo (the install test) cannot
+    // collide with one running in a terminal.
+    const char* env_socket = std::getenv("PROCSUP_DEMO_SOCKET");
+    const std::string socket = env_socket != nullptr && *env_socket != '\0' ? env_socket : "/tmp/procsup-demo.sock";
+    result = pd::parse_config(pd::demo_config_text(dir, socket), "(built-in demo)");
+    for (const auto& line : pd::demo_hints(pd::own_directory() + "/procsup", socket))
       pd::log_event(spdlog::level::info, line);
   } else {
     result = pd::load_config(file);
