@@ -20,4 +20,6 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   endforeach()
   # `procsup import` reads real-world configs from tests/data (see tests/data/supervisor/README.md).
   target_compile_definitions(test_program_import PRIVATE PROCSUP_TEST_DATA="${CMAKE_CURRENT_LIST_DIR}/data")
+  target_compile_definitions(test_program_cli PRIVATE
+    PROCSUP_COMPLETION="${PROJECT_SOURCE_DIR}/daemon/completion/procsup.bash")
 endif()

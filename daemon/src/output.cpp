@@ -55,7 +55,7 @@ output_router::file_state* output_router::file_for(const program_config& p, cons
     it->second.file->set_limits(p.log_max_size, p.log_keep);  // the latest config's (reload)
   if (auto err = it->second.file->open()) {
     log_event(spdlog::level::err, "[" + id + "] cannot open its output file: its output goes to procsup's log",
-              {{"program", id}, {"path", target.path}, {"error", err->message}});
+              {{"path", target.path}, {"error", err->message}}, {{"program", p.name}, {"id", id}});
     return nullptr;
   }
   return &it->second;
@@ -85,8 +85,8 @@ std::vector<int> output_router::prepare(const program_config& p, const std::stri
     }
     int pfd[2];
     if (::pipe2(pfd, O_CLOEXEC) != 0) {
-      log_event(spdlog::level::err, "[" + id + "] cannot create an output pipe",
-                {{"program", id}, {"error", std::strerror(errno)}});
+      log_event(spdlog::level::err, "[" + id + "] cannot create an output pipe", {{"error", std::strerror(errno)}},
+                {{"program", p.name}, {"id", id}});
       continue;
     }
     ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
@@ -169,12 +169,12 @@ void output_router::consume(pipe_state& p, std::string_view data) {
     if (auto err = p.file->file->write(data)) {
       if (!p.file->failing)
         log_event(spdlog::level::err, "[" + p.id + "] cannot write its output file: output dropped until it works again",
-                  {{"program", p.id}, {"path", p.file->file->path()}, {"error", err->message}});
+                  {{"path", p.file->file->path()}, {"error", err->message}}, {{"program", p.program}, {"id", p.id}});
       p.file->failing = true;
     } else if (p.file->failing) {
       p.file->failing = false;
-      log_event(spdlog::level::info, "[" + p.id + "] its output file works again",
-                {{"program", p.id}, {"path", p.file->file->path()}});
+      log_event(spdlog::level::info, "[" + p.id + "] its output file works again", {{"path", p.file->file->path()}},
+                {{"program", p.program}, {"id", p.id}});
     }
   }
   try {

@@ -368,6 +368,7 @@ class daemon_runner {
     struct target {
       std::string id;
       pid_t old_pid = 0;
+      process_state old_state = process_state::stopped;
       std::string failure;  // set by a failure event
       bool done = false;
       json result;
@@ -381,7 +382,8 @@ class daemon_runner {
     command_wait w{cmd, {}, ctl_->defer()};
     for (const auto& id : ids) {
       const auto* i = find_instance(id);
-      w.targets.push_back({id, i ? i->unit->info().pid : 0, {}, false, {}});
+      const auto info = i ? i->unit->info() : process_info{};
+      w.targets.push_back({id, info.pid, info.state, {}, false, {}});
     }
     waits_.push_back(std::move(w));  // before the commands: their events may come at once
     for (const auto& id : ids) {
@@ -419,7 +421,9 @@ class daemon_runner {
           if (w.cmd == "stop" && info.pid == 0 &&
               (info.state == process_state::stopped || info.state == process_state::failed))
             t.result = {{"id", t.id}, {"ok", true}, {"state", to_string(info.state)},
-                        {"message", t.id + (t.old_pid ? ": stopped" : ": already stopped")}};
+                        {"message", t.id + (t.old_state == process_state::stopped || t.old_state == process_state::failed
+                                                ? ": already stopped"
+                                                : ": stopped")}};
           else if (w.cmd == "start" && running)
             t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
                         {"message", t.id + (info.pid == t.old_pid ? ": already running" : ": started") + " (pid " +
@@ -556,6 +560,7 @@ class daemon_runner {
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());
+        if (!waits_.empty()) settle_waits(nullptr);  // a ctl start / stop / restart of it ends here
         step();
       };
       if (!sup_->remove_child(id, forget)) forget();

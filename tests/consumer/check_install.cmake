@@ -41,3 +41,12 @@ execute_process(COMMAND ${PREFIX}/bin/procsup --version RESULT_VARIABLE rc OUTPU
 if(NOT rc EQUAL 0 OR NOT out MATCHES "^procsup [0-9]")
   message(FATAL_ERROR "procsup --version: ${rc} ${out}")
 endif()
+# The man page renders without a warning from groff (when groff is there to say).
+find_program(PROCSUP_GROFF groff)
+if(PROCSUP_GROFF)
+  execute_process(COMMAND ${PROCSUP_GROFF} -man -Tutf8 -ww -z ${PREFIX}/share/man/man1/procsup.1
+    RESULT_VARIABLE rc ERROR_VARIABLE warnings)
+  if(rc OR NOT warnings STREQUAL "")
+    message(FATAL_ERROR "groff on the installed man page: ${rc}\n${warnings}")
+  endif()
+endif()

@@ -10,6 +10,10 @@
 
 #include "helpers/program_harness.hpp"
 
+#ifndef PROCSUP_COMPLETION
+#error "PROCSUP_COMPLETION (daemon/completion/procsup.bash) must be defined"
+#endif
+
 namespace {
 
 using namespace procsup::testing;
@@ -176,6 +180,43 @@ TEST_F(program_cli, a_socket_that_is_not_ours_gets_a_permissions_hint) {
   EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("owner-only: run as root or as the user procsup runs as"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("is procsup running?"), std::string::npos) << r.err;
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+}
+
+// Runs `bash -c SCRIPT` to completion (bounded); its stdout.
+std::string run_bash(const std::string& script) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return {};
+  const pid_t pid = detail::spawn({"/bin/bash", "-c", script}, out[1], out[1]);
+  ::close(out[1]);
+  std::string text = read_all(out[0]);
+  ::close(out[0]);
+  bool timed_out = false;
+  const int status = detail::wait_child_bounded(pid, default_deadline, &timed_out);
+  EXPECT_FALSE(timed_out);
+  EXPECT_EQ(detail::exit_code_of(status), 0) << text;
+  return text;
+}
+
+TEST_F(program_cli, bash_completion_offers_the_commands_and_the_running_programs_names) {
+  const auto cfg = dir_.write_config(
+      "[[program]]\nname = \"web\"\ncommand = " + toml_argv({test_target, "sleep", "600"}) +
+      "\n\n[[program]]\nname = \"pair\"\ninstances = 2\ncommand = " + toml_argv({test_target, "sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("ready"));
+  // COMP_WORDS as bash fills them for `procsup ...<TAB>`; prints the candidates, one line.
+  const std::string complete =
+      "source " + std::string(PROCSUP_COMPLETION) +
+      "\nt() { COMP_WORDS=(\"$@\"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMPREPLY=(); _procsup; echo \"${COMPREPLY[*]}\"; }\n";
+  const std::string procsup = procsup_binary;
+  const std::string sock = dir_.socket();
+  const auto out = run_bash(complete + "t " + procsup + " ''\n" +                                 // subcommands
+                            "t " + procsup + " ctl --socket " + sock + " re\n" +                 // ctl commands
+                            "t " + procsup + " ctl --socket " + sock + " restart ''\n" +         // names
+                            "t " + procsup + " ctl --socket " + sock + " signal web U\n" +       // signals
+                            "t " + procsup + " --log-level w\n");
+  EXPECT_EQ(out, "run check import ctl\nrestart reload\npair pair:0 pair:1 web\nUSR1 USR2\nwarn\n");
   p.kill(SIGTERM);
   EXPECT_EQ(p.wait_exit(), 0) << p.output();
 }
