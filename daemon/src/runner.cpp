@@ -418,12 +418,14 @@ class daemon_runner {
         } else {
           const auto info = i->unit->info();
           const bool running = info.state == process_state::running && info.pid != 0;
-          if (w.cmd == "stop" && info.pid == 0 &&
-              (info.state == process_state::stopped || info.state == process_state::failed))
+          // Down for good: no process and none on its way (stopped, failed, or any later such state).
+          auto down = [](process_state st, pid_t pid) {
+            return pid == 0 && st != process_state::starting && st != process_state::running &&
+                   st != process_state::stopping;
+          };
+          if (w.cmd == "stop" && down(info.state, info.pid))
             t.result = {{"id", t.id}, {"ok", true}, {"state", to_string(info.state)},
-                        {"message", t.id + (t.old_state == process_state::stopped || t.old_state == process_state::failed
-                                                ? ": already stopped"
-                                                : ": stopped")}};
+                        {"message", t.id + (down(t.old_state, t.old_pid) ? ": already stopped" : ": stopped")}};
           else if (w.cmd == "start" && running)
             t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
                         {"message", t.id + (info.pid == t.old_pid ? ": already running" : ": started") + " (pid " +

@@ -114,6 +114,22 @@ TEST_F(program_cli, start_stop_restart_confirm_when_done_with_the_new_pid) {
   EXPECT_EQ(wait_tagged_gone(tag), std::vector<pid_t>{});
 }
 
+TEST_F(program_cli, stop_of_an_instance_waiting_to_be_restarted_answers_at_once) {
+  // It crashed and waits out a long backoff (no process): stop cancels the restart.
+  const auto cfg = dir_.write_config("[[program]]\nname = \"flaky\"\nbackoff = { initial = \"10m\", max = \"10m\" }\n"
+                                     "command = " + toml_argv({test_target, "exit", "1"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[flaky] restarting"));
+  auto r = ctl(dir_.socket(), {"stop", "flaky"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "flaky: stopped\n");
+  EXPECT_EQ(status_of(dir_.socket(), "flaky")["state"], "stopped");
+  r = ctl(dir_.socket(), {"stop", "flaky"});
+  EXPECT_EQ(r.out, "flaky: already stopped\n");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+}
+
 TEST_F(program_cli, a_restart_that_cannot_start_the_program_fails_with_the_cause) {
   // The binary is there at start, gone at the restart: exec fails, the reply says why.
   const auto script = dir_.write("server.sh", "#!/bin/sh\nexec sleep 600\n", true);
