@@ -13,7 +13,7 @@ _procsup_names() {
   done
   "${COMP_WORDS[0]}" ctl "${sock[@]}" status --json 2>/dev/null |
     sed -n 's/.*"id":"\([^"]*\)".*"name":"\([^"]*\)".*/\1 \2/p; s/.*"name":"\([^"]*\)".*"id":"\([^"]*\)".*/\1 \2/p' |
-    tr ' ' '\n' | sort -u
+    tr ' ' '\n' | LC_ALL=C sort -u
 }
 
 _procsup() {
