@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev             # benchmarks
   clang libclang-rt-14-dev     # libFuzzer target
   util-linux procps            # unshare, ps (PID-1 and process tests)
+  dpkg-dev file                # cpack -G DEB (dpkg-shlibdeps) and its test
 )
 
 missing=()

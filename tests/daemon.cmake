@@ -5,6 +5,8 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
     LIBS procsup_daemon_lib TIMEOUT 30 LABELS unit)
   procsup_add_test(test_daemon_logging SOURCES unit/test_daemon_logging.cpp
     LIBS procsup_daemon_lib TIMEOUT 30 LABELS unit)
+  procsup_add_test(test_daemon_import SOURCES unit/test_daemon_import.cpp
+    LIBS procsup_daemon_lib TIMEOUT 30 LABELS unit)
   procsup_add_test(test_daemon_notify SOURCES integration/test_daemon_notify.cpp
     LIBS procsup_daemon_lib TIMEOUT 30 LABELS integration)
   procsup_add_test(test_daemon_control SOURCES integration/test_daemon_control.cpp

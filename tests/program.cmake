@@ -6,7 +6,8 @@
 if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   include(${CMAKE_CURRENT_LIST_DIR}/helpers.cmake)
   # name, ctest TIMEOUT per test (generous: the machine may be loaded, ASan is slow)
-  foreach(spec restart:90 stop:90 pid1:90 config:90 child_env:90 ctl:90 notify:90 containment:120)
+  foreach(spec restart:90 stop:90 pid1:90 config:90 child_env:90 ctl:90 notify:90 containment:120 cli:90 logs:90
+               import:90)
     string(REPLACE ":" ";" spec ${spec})
     list(GET spec 0 what)
     list(GET spec 1 timeout)
@@ -18,4 +19,8 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
     # gcc 12 -O2 reports false "potential null pointer dereference" inside nlohmann/json.hpp.
     target_compile_options(test_program_${what} PRIVATE -Wno-null-dereference)
   endforeach()
+  # `procsup import` reads real-world configs from tests/data (see tests/data/supervisor/README.md).
+  target_compile_definitions(test_program_import PRIVATE PROCSUP_TEST_DATA="${CMAKE_CURRENT_LIST_DIR}/data")
+  target_compile_definitions(test_program_cli PRIVATE
+    PROCSUP_COMPLETION="${PROJECT_SOURCE_DIR}/daemon/completion/procsup.bash")
 endif()

@@ -500,7 +500,7 @@ class Procsup(Supervisor):
         try:
             r = subprocess.run([self.h.procsup, "ctl", "--socket", self.socket, "status", "--json"],
                                capture_output=True, text=True, timeout=10)
-            if r.returncode != 0:
+            if r.returncode not in (0, 3):  # 3: answered, but not every instance is running
                 return None
             try:
                 v = json.loads(r.stdout)

@@ -329,7 +329,12 @@ std::variant<int, control_error> connect_and_send(const std::string& path, const
   if (rc != 0) {
     const int e = errno;
     ::close(fd);
-    return control_error{e, "cannot connect to " + path + ": " + errno_text(e) + " \u2014 is procsup running?"};
+    // The hint names the likely cause: a socket that is there but owner-only (0600) is not a
+    // procsup that is down.
+    const char* hint = e == EACCES || e == EPERM
+                           ? " \u2014 the control socket is owner-only: run as root or as the user procsup runs as"
+                           : " \u2014 is procsup running?";
+    return control_error{e, "cannot connect to " + path + ": " + errno_text(e) + hint};
   }
 
   const std::string line = dump_line(request);

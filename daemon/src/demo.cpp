@@ -18,6 +18,17 @@ std::string own_directory() {
   return slash == std::string::npos ? "." : p.substr(0, slash);
 }
 
+#ifndef PROCSUP_DEMO_RELATIVE_DIR
+#define PROCSUP_DEMO_RELATIVE_DIR "../libexec/procsup"
+#endif
+
+std::string demo_programs_directory() {
+  const std::string dir = own_directory();
+  for (const std::string& candidate : {dir, dir + "/" PROCSUP_DEMO_RELATIVE_DIR})
+    if (::access((candidate + "/procsup-demo-decoder").c_str(), X_OK) == 0) return candidate;
+  return {};
+}
+
 std::string demo_config_text(const std::string& bindir, const std::string& socket) {
   return R"([supervisor]
 policy = "one_for_one"

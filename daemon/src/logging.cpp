@@ -6,7 +6,10 @@
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/sinks/base_sink.h>
 
+#include <sys/wait.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 
@@ -92,16 +95,32 @@ void install_logger(log_format format, spdlog::level::level_enum level) {
   spdlog::set_default_logger(make_logger(format, level));
 }
 
+namespace {
+
+// Which format the sinks speak is not known at the call: a logger with a JSON sink gets the
+// fields as members, others the key=value suffix.
+bool speaks_json(const spdlog::logger& logger) {
+  for (const auto& s : logger.sinks())
+    if (dynamic_cast<json_sink*>(s.get()) != nullptr) return true;
+  return false;
+}
+
+nlohmann::json merged(const nlohmann::json& fields, const nlohmann::json& json_only) {
+  nlohmann::json all = fields.is_object() ? fields : nlohmann::json::object();
+  if (json_only.is_object())
+    for (const auto& [k, v] : json_only.items()) all[k] = v;
+  return all;
+}
+
+}  // namespace
+
 void log_event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view msg,
-               const nlohmann::json& fields) noexcept {
+               const nlohmann::json& fields, const nlohmann::json& json_only) noexcept {
   try {
     if (!logger.should_log(level)) return;
-    // Which format the sinks speak is not known here: give the JSON sink the fields and the
-    // text sinks the key=value suffix only when no JSON sink is attached.
-    bool json = false;
-    for (const auto& s : logger.sinks()) json = json || dynamic_cast<json_sink*>(s.get()) != nullptr;
-    if (json) {
-      current_fields = &fields;
+    if (speaks_json(logger)) {
+      const nlohmann::json all = json_only.empty() ? nlohmann::json() : merged(fields, json_only);
+      current_fields = json_only.empty() ? &fields : &all;
       logger.log(level, "{}", msg);
       current_fields = nullptr;
     } else {
@@ -112,8 +131,83 @@ void log_event(spdlog::logger& logger, spdlog::level::level_enum level, std::str
   }
 }
 
-void log_event(spdlog::level::level_enum level, std::string_view msg, const nlohmann::json& fields) noexcept {
-  if (auto logger = spdlog::default_logger()) log_event(*logger, level, msg, fields);
+void log_event(spdlog::level::level_enum level, std::string_view msg, const nlohmann::json& fields,
+               const nlohmann::json& json_only) noexcept {
+  if (auto logger = spdlog::default_logger()) log_event(*logger, level, msg, fields, json_only);
+}
+
+void log_program_line(spdlog::logger& logger, std::string_view id, std::string_view text,
+                      nlohmann::json fields) noexcept {
+  try {
+    std::string msg;
+    msg.reserve(id.size() + 3 + text.size());
+    msg.append("[").append(id).append("] ");
+    const bool json = speaks_json(logger);
+    if (json) {
+      // A line that is itself a JSON object (a structured logger's) stays an object, under
+      // "line"; msg keeps the prefix and the object's own msg / message, if it has one.
+      const auto first = text.find_first_not_of(" \t");
+      if (first != std::string_view::npos && text[first] == '{') {
+        auto parsed = nlohmann::json::parse(text, nullptr, false);
+        if (parsed.is_object()) {
+          std::string own;
+          for (const char* key : {"msg", "message"})
+            if (auto it = parsed.find(key); it != parsed.end() && it->is_string()) {
+              own = it->get<std::string>();
+              break;
+            }
+          if (own.empty()) msg.pop_back();  // "[api]"
+          else msg += own;
+          fields["line"] = std::move(parsed);
+          text = {};
+        }
+      }
+    }
+    msg.append(text);
+    // Not procsup's diagnostics: never filtered by --log-level, so the logger's level is not
+    // consulted (the sinks' own levels still are).
+    const spdlog::details::log_msg line(logger.name(), spdlog::level::info, msg);
+    if (json) current_fields = &fields;
+    for (const auto& sink : logger.sinks())
+      if (sink->should_log(line.level)) {
+        sink->log(line);
+        sink->flush();
+      }
+    current_fields = nullptr;
+  } catch (...) {
+    current_fields = nullptr;
+  }
+}
+
+void log_program_line(std::string_view id, std::string_view text, nlohmann::json fields) noexcept {
+  if (auto logger = spdlog::default_logger()) log_program_line(*logger, id, text, std::move(fields));
+}
+
+void log_lifecycle_event(const lifecycle_event& e) noexcept {
+  try {
+    nlohmann::json f = nlohmann::json::object();
+    if (e.pid) f["pid"] = e.pid;
+    if (!e.cause.empty()) f["cause"] = e.cause;
+    if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
+    if (e.restarts) f["restarts"] = e.restarts;
+    nlohmann::json only = {{"event", to_string(e.kind)}, {"restarts", e.restarts}};
+    if (e.kind != event_kind::gave_up) {  // gave_up names the supervisor, not a program
+      // Instance ids are "name" or "name:index" (program names have no ':').
+      const auto colon = e.process_id.find(':');
+      only["program"] = e.process_id.substr(0, colon);
+      only["instance"] = colon == std::string::npos ? 0 : std::atoi(e.process_id.c_str() + colon + 1);
+      only["id"] = e.process_id;
+    }
+    if (e.wait_status >= 0) {
+      if (WIFEXITED(e.wait_status)) only["exit_code"] = WEXITSTATUS(e.wait_status);
+      else if (WIFSIGNALED(e.wait_status)) only["signal"] = signal_name(WTERMSIG(e.wait_status));
+    }
+    auto level = spdlog::level::info;
+    if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
+    if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
+    log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f, only);
+  } catch (...) {
+  }
 }
 
 }  // namespace procsup::daemon

@@ -8,12 +8,23 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
 #include "procsup/daemon/logging.hpp"
 
 namespace procsup::daemon {
+
+namespace {
+
+// "api" -> 0, "api:3" -> 3 (program names have no ':').
+int instance_index(const program_config& p, const std::string& id) {
+  if (id.size() <= p.name.size() + 1) return 0;
+  return std::atoi(id.c_str() + p.name.size() + 1);
+}
+
+}  // namespace
 
 nlohmann::json to_json(const output_line& line) {
   return {{"line", line.text}, {"program", line.program}, {"id", line.id}, {"stream", line.stream}};
@@ -45,7 +56,7 @@ output_router::file_state* output_router::file_for(const program_config& p, cons
     it->second.file->set_limits(p.log_max_size, p.log_keep);  // the latest config's (reload)
   if (auto err = it->second.file->open()) {
     log_event(spdlog::level::err, "[" + id + "] cannot open its output file: its output goes to procsup's log",
-              {{"program", id}, {"path", target.path}, {"error", err->message}});
+              {{"path", target.path}, {"error", err->message}}, {{"program", p.name}, {"id", id}});
     return nullptr;
   }
   return &it->second;
@@ -83,7 +94,7 @@ std::vector<int> output_router::prepare(const program_config& p, const std::stri
     ::fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     s.fds.emplace_back(pfd[1], fd);
     held_[{id, fd}] = held_pipe{pfd[0], pfd[1]};
-    watch(pfd[0], pipe_state{p.name, id, fd == 1 ? "stdout" : "stderr", file, {}});
+    watch(pfd[0], pipe_state{p.name, instance_index(p, id), id, fd == 1 ? "stdout" : "stderr", file, {}});
   }
   return {};
 }
@@ -160,12 +171,12 @@ void output_router::consume(pipe_state& p, std::string_view data) {
     if (auto err = p.file->file->write(data)) {
       if (!p.file->failing)
         log_event(spdlog::level::err, "[" + p.id + "] cannot write its output file: output dropped until it works again",
-                  {{"program", p.id}, {"path", p.file->file->path()}, {"error", err->message}});
+                  {{"path", p.file->file->path()}, {"error", err->message}}, {{"program", p.program}, {"id", p.id}});
       p.file->failing = true;
     } else if (p.file->failing) {
       p.file->failing = false;
-      log_event(spdlog::level::info, "[" + p.id + "] its output file works again",
-                {{"program", p.id}, {"path", p.file->file->path()}});
+      log_event(spdlog::level::info, "[" + p.id + "] its output file works again", {{"path", p.file->file->path()}},
+                {{"program", p.program}, {"id", p.id}});
     }
   }
   try {
@@ -197,8 +208,8 @@ void output_router::consume(pipe_state& p, std::string_view data) {
 
 void output_router::emit_line(const pipe_state& p, std::string_view text) {
   if (p.file == nullptr)
-    // Prefixed with the program's name, so a plain-text log reads like `[api] listening on :80`.
-    log_event(spdlog::level::info, "[" + p.id + "] " + std::string(text), {{"program", p.id}, {"stream", p.stream}});
+    // Prefixed with the instance, so a plain-text log reads like `[api] listening on :80`.
+    log_program_line(p.id, text, {{"program", p.program}, {"instance", p.instance}, {"id", p.id}, {"stream", p.stream}});
   output_line line{next_seq_++, p.program, p.id, p.stream, std::string(text)};
   if (!followers_.empty()) {
     dispatching_ = true;

@@ -254,16 +254,11 @@ class daemon_runner {
     // The log line of an exit, and of the restart it causes, is written once the new instance is
     // launched: building and writing it is most of procsup's own share of a restart.
     loop_.defer([this, e] {
-      json f = json::object();
-      if (e.pid) f["pid"] = host_pid(e.pid);  // as the host sees it (pid_namespace)
-      if (!e.cause.empty()) f["cause"] = e.cause;
-      if (e.kind == event_kind::restarting) f["delay_ms"] = e.delay.count();
-      if (e.restarts) f["restarts"] = e.restarts;
-      auto level = spdlog::level::info;
-      if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
-      if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
-      log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
+      lifecycle_event shown = e;
+      shown.pid = host_pid(e.pid);  // as the host sees it (pid_namespace)
+      log_lifecycle_event(shown);
       check_ready();  // after the line, so "ready" follows the event that made it so
+      if (!waits_.empty()) settle_waits(&e);  // ctl start / stop / restart replies
     });
   }
 
@@ -395,7 +390,7 @@ class daemon_runner {
     }
     if (cmd == "shutdown") {
       loop_.post([this] { begin_shutdown(exit_codes::clean); });
-      return {{"ok", true}};
+      return {{"ok", true}, {"message", "procsup: shutting down"}};
     }
     if (cmd == "reload") return reload("ctl reload");
     if (cmd == "send") return send_request(req);
@@ -403,21 +398,117 @@ class daemon_runner {
       const std::string name = req.value("name", "");
       auto ids = match(name);
       if (ids.empty()) return {{"ok", false}, {"error", "no program or instance named \"" + name + "\""}};
-      int sig = 0;
-      if (cmd == "signal") {
-        auto s = parse_signal(req.value("signal", ""));
-        if (!s) return {{"ok", false}, {"error", "unknown signal \"" + req.value("signal", "") + "\""}};
-        sig = *s;
-      }
+      if (cmd != "signal") return control_command(cmd, ids);
+      auto s = parse_signal(req.value("signal", ""));
+      if (!s) return {{"ok", false}, {"error", "unknown signal \"" + req.value("signal", "") + "\""}};
+      std::string message;
       for (const auto& id : ids) {
-        if (cmd == "start") sup_->start_child(id);
-        else if (cmd == "stop") sup_->stop_child(id);
-        else if (cmd == "restart") sup_->restart_child(id);
-        else sup_->signal_child(id, sig);
+        sup_->signal_child(id, *s);
+        message += (message.empty() ? "" : "\n") + id + ": sent " + signal_name(*s);
       }
-      return {{"ok", true}, {"instances", ids}};
+      return {{"ok", true}, {"instances", ids}, {"message", message}};
     }
     return {{"ok", false}, {"error", "unknown command \"" + cmd + "\""}};
+  }
+
+  // ---- ctl start / stop / restart: the reply waits until every instance got there (or failed),
+  // so a script's next command sees the new state, and says so: "api: restarted (pid 123)".
+  // Settled from the instances' states after each of their lifecycle events (and once right
+  // after the command, for an instance that is there already); a start or restart fails at the
+  // first crashed / spawn_failed / stopped / escalated of that instance.
+
+  struct command_wait {
+    struct target {
+      std::string id;
+      pid_t old_pid = 0;
+      process_state old_state = process_state::stopped;
+      std::string failure;  // set by a failure event
+      bool done = false;
+      json result;
+    };
+    std::string cmd;
+    std::vector<target> targets;
+    control_server::deferred reply;
+  };
+
+  json control_command(const std::string& cmd, const std::vector<std::string>& ids) {
+    command_wait w{cmd, {}, ctl_->defer()};
+    for (const auto& id : ids) {
+      const auto* i = find_instance(id);
+      const auto info = i ? i->unit->info() : process_info{};
+      w.targets.push_back({id, info.pid, info.state, {}, false, {}});
+    }
+    waits_.push_back(std::move(w));  // before the commands: their events may come at once
+    for (const auto& id : ids) {
+      if (cmd == "start") sup_->start_child(id);
+      else if (cmd == "stop") sup_->stop_child(id);
+      else sup_->restart_child(id);
+    }
+    loop_.defer([this] { settle_waits(nullptr); });
+    return nullptr;  // deferred: answered by settle_waits
+  }
+
+  instance* find_instance(const std::string& id) {
+    for (auto& i : instances_)
+      if (i.id == id) return &i;
+    return nullptr;
+  }
+
+  void settle_waits(const lifecycle_event* e) {
+    for (auto& w : waits_) {
+      bool all = true;
+      for (auto& t : w.targets) {
+        if (t.done) continue;
+        const bool failure = e != nullptr && e->process_id == t.id &&
+                             (e->kind == event_kind::crashed || e->kind == event_kind::spawn_failed ||
+                              e->kind == event_kind::stopped || e->kind == event_kind::escalated);
+        if (failure && w.cmd != "stop") t.failure = e->cause.empty() ? to_string(e->kind) : e->cause;
+        const auto* i = find_instance(t.id);
+        if (i == nullptr) {
+          t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": removed by a reload"}};
+        } else if (!t.failure.empty()) {
+          t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": did not start: " + t.failure}};
+        } else {
+          const auto info = i->unit->info();
+          const bool running = info.state == process_state::running && info.pid != 0;
+          // Down for good: no process and none on its way (stopped, failed, or any later such state).
+          auto down = [](process_state st, pid_t pid) {
+            return pid == 0 && st != process_state::starting && st != process_state::running &&
+                   st != process_state::stopping;
+          };
+          if (w.cmd == "stop" && down(info.state, info.pid))
+            t.result = {{"id", t.id}, {"ok", true}, {"state", to_string(info.state)},
+                        {"message", t.id + (down(t.old_state, t.old_pid) ? ": already stopped" : ": stopped")}};
+          else if (w.cmd == "start" && running)
+            t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
+                        {"message", t.id + (info.pid == t.old_pid ? ": already running" : ": started") + " (pid " +
+                                        std::to_string(info.pid) + ")"}};
+          else if (w.cmd == "restart" && running && info.pid != t.old_pid)
+            t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
+                        {"message", t.id + ": restarted (pid " + std::to_string(info.pid) + ")"}};
+        }
+        t.done = !t.result.is_null();
+        all = all && t.done;
+      }
+      if (!all) continue;
+      json results = json::array();
+      json ids = json::array();
+      std::string message, error;
+      bool ok = true;
+      for (auto& t : w.targets) {
+        ids.push_back(t.id);
+        const bool good = t.result.value("ok", false);
+        ok = ok && good;
+        std::string& text = good ? message : error;
+        text += (text.empty() ? "" : "\n") + t.result.value(good ? "message" : "error", "");
+        results.push_back(std::move(t.result));
+      }
+      json reply = {{"ok", ok}, {"instances", ids}, {"results", results}, {"message", message}};
+      if (!ok) reply["error"] = error;
+      if (ctl_) ctl_->complete(w.reply, reply);
+      w.targets.clear();  // settled: erased below
+    }
+    std::erase_if(waits_, [](const command_wait& w) { return w.targets.empty(); });
   }
 
   // ---- live reload (issue 5): re-read the config file, apply the difference
@@ -525,6 +616,7 @@ class daemon_runner {
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());
+        if (!waits_.empty()) settle_waits(nullptr);  // a ctl start / stop / restart of it ends here
         step();
       };
       if (!sup_->remove_child(id, forget)) forget();
@@ -552,7 +644,7 @@ class daemon_runner {
                                                           i.unit->state() == process_state::running)))
           target = &i;
     }
-    if (target == nullptr) return {{"ok", false}, {"error", "no program or instance named "" + name + """}};
+    if (target == nullptr) return {{"ok", false}, {"error", "no program or instance named \"" + name + "\""}};
     const std::string id = target->id;
     if (target->cfg->ready != readiness::protocol)
       return {{"ok", false},
@@ -673,6 +765,7 @@ class daemon_runner {
   std::unique_ptr<containment> contain_;  // before sup_: units hold their cgroups
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
+  std::vector<command_wait> waits_;  // ctl start / stop / restart not answered yet
   output_router output_{loop_};
   std::optional<rlimit_setting> inherited_nofile_;  // the fd limit procsup was started with
   int exit_code_ = exit_codes::clean;

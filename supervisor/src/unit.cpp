@@ -223,7 +223,7 @@ void unit::launch() {
     // The cause says which start this is (events carry a cause for every kind).
     const char* how = spec_.body ? "forked" : spec_.protocol ? "exec'd worker" : "exec'd program";
     emit({event_kind::spawned, spec_.id, pid, std::chrono::system_clock::now(),
-          std::string(how) + (restarts_ == 0 ? ", first start" : ", restart " + std::to_string(restarts_)), restarts_, {}});
+          std::string(how) + (restarts_ == 0 ? ", first start" : ", restart " + std::to_string(restarts_)), restarts_, {}, -1});
   }
   std::weak_ptr<unit> weak = weak_from_this();
   if (auto err = loop_.try_watch_child(pid, [weak](int status) {
@@ -275,7 +275,7 @@ void unit::become_ready() {
   if (emit) {
     const bool worker = spec_.body || spec_.protocol;
     emit({event_kind::ready, spec_.id, pid, std::chrono::system_clock::now(),
-          worker ? "init() finished" : "exec'd", restarts_, {}});
+          worker ? "init() finished" : "exec'd", restarts_, {}, -1});
   }
   if (on_ready) on_ready(*this);
   notify_started("");
@@ -697,7 +697,7 @@ void unit::on_exit(int status) {
   for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
   if (emit)
     emit({end.clean ? event_kind::exited : event_kind::crashed, spec_.id, dead, std::chrono::system_clock::now(),
-          end.cause, restarts_, {}});
+          end.cause, restarts_, {}, status});
   if (!start_waiters_.empty()) notify_started(end.cause);
   auto done = std::move(stop_done_);
   stop_done_.clear();

@@ -5,6 +5,10 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
+if(EXISTS ${WORK_DIR}/prefix/bin/procsup)  # PROCSUP_BUILD_DAEMON
+  set(PREFIX ${WORK_DIR}/prefix)
+  include(${CMAKE_CURRENT_LIST_DIR}/check_install.cmake)
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G Ninja
   -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)

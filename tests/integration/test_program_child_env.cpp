@@ -29,7 +29,7 @@ std::string next_output(procsup_process& p, const std::string& id, std::size_t& 
   auto idx = p.wait_line(
       [&](const std::string& line) {
         json j = procsup_process::parse(line);
-        if (!j.is_object() || j.value("program", "") != id || j.value("stream", "") != "stdout") return false;
+        if (!j.is_object() || j.value("id", "") != id || j.value("stream", "") != "stdout") return false;
         const std::string msg = j.value("msg", "");
         if (msg.rfind(prefix, 0) != 0) return false;
         text = msg.substr(prefix.size());

@@ -104,7 +104,7 @@ TEST_F(program_ctl, stop_start_restart_and_shutdown) {
   for (const char* cmd : {"stop", "start", "restart"}) {
     const auto bad = ctl(dir_.socket(), {cmd, "nope"});
     EXPECT_EQ(bad.exit_code, 1) << cmd;
-    EXPECT_NE(bad.err.find("no program or instance named \\\"nope\\\""), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find("no program or instance named \"nope\""), std::string::npos) << bad.err;
   }
 
   // shutdown: replies, then procsup stops everything and exits 0.

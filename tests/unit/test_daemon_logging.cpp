@@ -63,6 +63,42 @@ TEST(daemon_logging, text_format_appends_fields_as_key_value) {
   EXPECT_EQ(out.find('\x1b'), std::string::npos) << "no colour codes when not a terminal";
 }
 
+TEST(daemon_logging, json_only_fields_reach_json_lines_but_not_text) {
+  std::FILE* j = std::tmpfile();
+  std::FILE* t = std::tmpfile();
+  ASSERT_TRUE(j && t);
+  {
+    auto json_logger = pd::make_logger(pd::log_format::json, spdlog::level::info, j);
+    auto text_logger = pd::make_logger(pd::log_format::text, spdlog::level::info, t);
+    for (auto* l : {json_logger.get(), text_logger.get()})
+      pd::log_event(*l, spdlog::level::warn, "[api:1] crashed", {{"pid", 7}}, {{"program", "api"}, {"instance", 1}});
+  }
+  const auto line = nlohmann::json::parse(read_back(j));
+  EXPECT_EQ(line["pid"], 7);
+  EXPECT_EQ(line["program"], "api");
+  EXPECT_EQ(line["instance"], 1);
+  const std::string text = read_back(t);
+  EXPECT_NE(text.find("[api:1] crashed pid=7\n"), std::string::npos) << text;
+  std::fclose(j);
+  std::fclose(t);
+}
+
+TEST(daemon_logging, a_program_line_ignores_the_loggers_level) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    auto logger = pd::make_logger(pd::log_format::text, spdlog::level::off, f);
+    pd::log_event(*logger, spdlog::level::critical, "procsup's own: filtered");
+    pd::log_program_line(*logger, "api", "listening on :80", {{"program", "api"}, {"stream", "stdout"}});
+  }
+  const std::string out = read_back(f);
+  std::fclose(f);
+  EXPECT_EQ(out.find("filtered"), std::string::npos) << out;
+  const std::string want = "info  [api] listening on :80\n";  // nothing appended
+  ASSERT_GE(out.size(), want.size()) << out;
+  EXPECT_EQ(out.substr(out.size() - want.size()), want) << out;
+}
+
 TEST(daemon_logging, format_names) {
   EXPECT_EQ(pd::parse_log_format("json"), pd::log_format::json);
   EXPECT_EQ(pd::parse_log_format("text"), pd::log_format::text);

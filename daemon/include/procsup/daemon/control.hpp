@@ -6,7 +6,9 @@
 // {"cmd":"restart",...}, {"cmd":"signal","name":"api","signal":"HUP"}, {"cmd":"shutdown"},
 // {"cmd":"logs","name":"api","lines":50,"follow":false}, later "reload", "send". Replies:
 // {"ok":true,...} or {"ok":false,"error":"..."}; a followed `logs` then streams one JSON object
-// per output line on the same connection until the client closes it.
+// per output line on the same connection until the client closes it. start / stop / restart
+// are answered once done: {"ok":..,"instances":[..],"results":[{"id","ok","pid","state",
+// "message"|"error"}],"message":"api: restarted (pid 123)"} (docs/cli.md).
 #pragma once
 
 #include <sys/types.h>
@@ -123,7 +125,7 @@ class control_server {
 
 // Client: connect to `path`, send `request` as one line, return the parsed reply line.
 // Errors name the path, e.g. "cannot connect to /run/procsup.sock: No such file or directory
-// — is procsup running?".
+// — is procsup running?" (EACCES / EPERM: a hint about the socket's permissions instead).
 std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
                                                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

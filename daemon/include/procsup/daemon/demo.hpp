@@ -14,6 +14,10 @@ std::string demo_config_text(const std::string& bindir, const std::string& socke
 // The directory of the running procsup binary (from /proc/self/exe).
 std::string own_directory();
 
+// Where the demo programs are: next to procsup (the build tree), else in libexec/procsup
+// relative to it (an install: bin/procsup, libexec/procsup/procsup-demo-*); "" if in neither.
+std::string demo_programs_directory();
+
 // Log lines for the demo's start: the exact `procsup ctl ... send codec ...` commands to try.
 std::vector<std::string> demo_hints(const std::string& procsup, const std::string& socket);
 

@@ -119,6 +119,7 @@ class output_router {
   };
   struct pipe_state {
     std::string program;
+    int instance = 0;
     std::string id;
     const char* stream;
     file_state* file = nullptr;  // null: lines go to procsup's log

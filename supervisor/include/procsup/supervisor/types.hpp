@@ -50,6 +50,7 @@ struct lifecycle_event {
   std::string cause;       // how it died, why it restarts, ...
   int restarts = 0;        // restart count of that child so far
   std::chrono::milliseconds delay{0};  // restarting: the backoff delay
+  int wait_status = -1;    // exited / crashed: the raw wait status (-1: none)
 };
 
 using event_sink = std::function<void(const lifecycle_event&)>;
