@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -45,24 +46,31 @@ struct temp_dir {
   ~temp_dir() { std::filesystem::remove_all(path); }
 };
 
-// The control server driven by an epoll loop on its own thread, the way the daemon drives it.
-// Every call into the server happens on that thread.
+// The control server driven by an epoll loop on its own thread, the way the daemon drives it
+// (the fd hooks, and one-shot timers from epoll_wait's timeout). Every call into the server
+// happens on that thread. `wakeups` counts the loop's turns (a busy loop shows there).
 class served_control {
  public:
-  served_control(const std::string& path, pd::control_server::handler h) {
+  served_control(const std::string& path, pd::control_server::handler h, pd::control_limits limits = {}) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     stop_ = ::eventfd(0, EFD_CLOEXEC);
     add(stop_, EPOLLIN);
     pd::control_fd_hooks hooks;
     hooks.added = [this](int fd) { add(fd, EPOLLIN); };
-    hooks.output = [this](int fd, bool writable) {
+    hooks.interest = [this](int fd, bool readable, bool writable) {
       epoll_event ev{};
-      ev.events = EPOLLIN | (writable ? EPOLLOUT : 0U);
+      ev.events = (readable ? EPOLLIN : 0U) | (writable ? EPOLLOUT : 0U);
       ev.data.fd = fd;
       ::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev);
     };
     hooks.removed = [this](int fd) { ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr); };
-    auto r = pd::control_server::open(path, std::move(h), hooks);
+    hooks.add_timer = [this](std::chrono::milliseconds after, std::function<void()> fn) {
+      timers_[++next_timer_] = {std::chrono::steady_clock::now() + after, std::move(fn)};
+      ++timers_armed_;
+      return next_timer_;
+    };
+    hooks.cancel_timer = [this](std::uint64_t id) { timers_.erase(id); };
+    auto r = pd::control_server::open(path, std::move(h), hooks, limits);
     if (auto* err = std::get_if<pd::control_error>(&r)) {
       ADD_FAILURE() << err->message;
       return;
@@ -80,6 +88,9 @@ class served_control {
     ::close(epoll_);
   }
   bool ok() const { return server_ != nullptr; }
+  std::uint64_t wakeups() const { return wakeups_.load(); }
+  std::size_t timers_pending() const { return timers_pending_.load(); }
+  std::size_t timers_armed() const { return timers_armed_.load(); }
 
  private:
   void add(int fd, std::uint32_t events) {
@@ -91,19 +102,43 @@ class served_control {
   void loop() {
     epoll_event events[16];
     for (;;) {
-      const int n = ::epoll_wait(epoll_, events, 16, -1);
+      int timeout = -1;
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& [id, t] : timers_) {
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t.first - now).count();
+        timeout = timeout < 0 ? static_cast<int>(std::max<long long>(ms, 0)) : std::min(timeout, static_cast<int>(std::max<long long>(ms, 0)));
+      }
+      timers_pending_ = timers_.size();
+      const int n = ::epoll_wait(epoll_, events, 16, timeout);
+      ++wakeups_;
       for (int i = 0; i < n; ++i) {
         const int fd = events[i].data.fd;
         if (fd == stop_) return;
-        if ((events[i].events & EPOLLOUT) != 0) server_->on_writable(fd);
-        if ((events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) server_->on_readable(fd);
+        server_->on_event(fd, events[i].events);
       }
+      const auto after = std::chrono::steady_clock::now();
+      for (auto it = timers_.begin(); it != timers_.end();) {
+        if (it->second.first > after) {
+          ++it;
+          continue;
+        }
+        auto fn = std::move(it->second.second);
+        timers_.erase(it);
+        fn();
+        it = timers_.begin();  // fn may have added or cancelled timers
+      }
+      timers_pending_ = timers_.size();
     }
   }
 
   int epoll_ = -1;
   int stop_ = -1;
   std::unique_ptr<pd::control_server> server_;
+  std::map<std::uint64_t, std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> timers_;
+  std::uint64_t next_timer_ = 0;
+  std::atomic<std::uint64_t> wakeups_{0};
+  std::atomic<std::size_t> timers_pending_{0};
+  std::atomic<std::size_t> timers_armed_{0};
   std::thread thread_;
 };
 
