@@ -422,12 +422,12 @@ void control_server::close_connection(int fd) {
   const auto per = per_uid_.find(it->second.uid);
   if (per != per_uid_.end() && --per->second == 0) per_uid_.erase(per);
   connections_.erase(it);
-  if (hooks_.removed) hooks_.removed(fd);
-  ::close(fd);
   if (connections_.empty() && timer_ != 0) {  // an idle procsup has no timer
     if (hooks_.cancel_timer) hooks_.cancel_timer(timer_);
     timer_ = 0;
   }
+  if (hooks_.removed) hooks_.removed(fd);
+  ::close(fd);
 }
 
 }  // namespace procsup::daemon

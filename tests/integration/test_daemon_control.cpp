@@ -2,6 +2,7 @@
 // epoll loop (as the daemon's loop will drive it), permissions, peer credentials, stale sockets,
 // the client's errors, and the human status table.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -16,7 +17,9 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -88,6 +91,7 @@ class served_control {
     ::close(epoll_);
   }
   bool ok() const { return server_ != nullptr; }
+  pd::control_server& server() { return *server_; }  // from the loop thread (a handler) only
   std::uint64_t wakeups() const { return wakeups_.load(); }
   std::size_t timers_pending() const { return timers_pending_.load(); }
   std::size_t timers_armed() const { return timers_armed_.load(); }
@@ -367,6 +371,260 @@ TEST_F(daemon_control, a_stale_socket_is_replaced_and_a_live_one_is_not) {
   const auto third = pd::control_server::open(file, echo_handler);
   ASSERT_TRUE(std::holds_alternative<pd::control_error>(third));
   EXPECT_EQ(std::get<pd::control_error>(third).error, EEXIST);
+}
+
+// ---- abuse: back-pressure, half-closed peers, idle connections, connection caps (issue 14)
+
+// A connected client socket (SO_RCVTIMEO / SO_SNDTIMEO 10 s: a failure is a timeout, not a hang).
+int connect_client(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval ten{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &ten, sizeof ten);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &ten, sizeof ten);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ADD_FAILURE() << "connect: " << std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads one line (blocking, bounded by SO_RCVTIMEO); "" on EOF / timeout.
+std::string read_line(int fd) {
+  std::string line;
+  char ch;
+  while (::recv(fd, &ch, 1, 0) == 1) {
+    if (ch == '\n') return line;
+    line += ch;
+  }
+  return line;
+}
+
+// Everything until EOF (bounded by SO_RCVTIMEO per read).
+std::string read_to_eof(int fd) {
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+// Waits (bounded) until the server has closed fd's connection: POLLHUP (the peer's close makes
+// both directions shut down), whatever is still unread.
+bool wait_closed_by_server(int fd, int deadline_ms = 10'000) {
+  pollfd p{fd, POLLRDHUP, 0};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+  while (std::chrono::steady_clock::now() < until) {
+    p.revents = 0;
+    const int n = ::poll(&p, 1, 100);
+    if (n > 0 && (p.revents & POLLHUP) != 0) return true;
+  }
+  return false;
+}
+
+// Sends pipelined copies of `line` without ever reading, until the server stops taking them
+// (the socket stays full for `quiet_ms`) or `max_bytes` are out. Returns the whole lines sent.
+std::size_t flood(int fd, const std::string& line, std::size_t max_bytes, int quiet_ms = 500) {
+  std::string block;
+  while (block.size() < 65536) block += line;
+  std::size_t sent = 0;
+  while (sent < max_bytes) {
+    const std::size_t off = sent % block.size();
+    const ssize_t n = ::send(fd, block.data() + off, std::min(block.size() - off, max_bytes - sent),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) break;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, quiet_ms) <= 0) break;  // the server no longer reads: back-pressure
+  }
+  return sent / line.size();
+}
+
+TEST_F(daemon_control, a_peer_that_never_reads_stops_being_read_and_gets_every_reply_once_it_does) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  std::atomic<std::size_t> answered{0};
+  const std::string payload(8192, 'x');
+  pd::control_limits limits;
+  limits.pause_output = 64 << 10;
+  served_control server(path, [&](const json&) {
+    ++answered;
+    return json{{"ok", true}, {"data", payload}};
+  }, limits);
+  ASSERT_TRUE(server.ok());
+  const int fd = connect_client(path);
+  ASSERT_GE(fd, 0);
+  const std::string request = "{\"cmd\":\"logs\",\"name\":\"x\",\"lines\":1000}\n";
+  const std::size_t sent = flood(fd, request, 8 << 20);
+  // Without back-pressure every request sent is answered into memory at once (8 KiB each);
+  // with it, answering stops once pause_output + the kernel's socket buffers are full.
+  const std::size_t answered_while_stalled = answered.load();
+  EXPECT_GT(sent, 2000U) << "the kernel took too little for this test to mean anything";
+  EXPECT_LT(answered_while_stalled, 200U) << "of " << sent << " requests";
+  // No busy loop meanwhile: a few round trips on another connection cost a few loop turns each.
+  const auto turns_before = server.wakeups();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(std::holds_alternative<json>(pd::control_request(path, {{"cmd", "status"}})));
+  EXPECT_LT(server.wakeups() - turns_before, 400U);
+  // Reading resumes the answering: every complete request gets its reply, in order.
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  const std::string replies = read_to_eof(fd);
+  ::close(fd);
+  EXPECT_EQ(static_cast<std::size_t>(std::count(replies.begin(), replies.end(), '\n')), sent);
+  EXPECT_EQ(answered.load(), sent + 20);
+}
+
+TEST_F(daemon_control, a_half_closed_peer_that_never_reads_does_not_spin_and_is_dropped_when_idle) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  const std::string payload(8192, 'x');
+  pd::control_limits limits;
+  limits.idle_timeout = std::chrono::milliseconds(1500);
+  std::atomic<std::size_t> answered{0};
+  served_control server(path, [&](const json&) {
+    ++answered;
+    return json{{"ok", true}, {"data", payload}};
+  }, limits);
+  ASSERT_TRUE(server.ok());
+  const int fd = connect_client(path);
+  ASSERT_GE(fd, 0);
+  std::string requests;
+  for (int i = 0; i < 2000; ++i) requests += "{\"cmd\":\"status\"}\n";
+  ASSERT_EQ(::send(fd, requests.data(), requests.size(), MSG_NOSIGNAL), static_cast<ssize_t>(requests.size()));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  // The EOF is read once the replies before it have drained, which they never do: no loop turns
+  // without cause meanwhile (a level-triggered EOF left in the interest set spun here).
+  const auto turns_before = server.wakeups();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(std::holds_alternative<json>(pd::control_request(path, {{"cmd", "status"}})));
+  EXPECT_LT(server.wakeups() - turns_before, 400U);
+  EXPECT_LT(answered.load(), 200U + 20U);
+  // No progress for idle_timeout: closed, its unsent replies dropped.
+  EXPECT_TRUE(wait_closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(daemon_control, idle_connections_are_told_why_and_closed_and_then_no_timer_is_left) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  pd::control_limits limits;
+  limits.idle_timeout = std::chrono::milliseconds(300);
+  served_control server(path, echo_handler, limits);
+  ASSERT_TRUE(server.ok());
+  std::vector<int> fds;
+  for (int i = 0; i < 5; ++i) fds.push_back(connect_client(path));
+  // One of them is served first: its idle time starts at its request.
+  ASSERT_EQ(::send(fds[0], "{\"cmd\":\"status\"}\n", 17, MSG_NOSIGNAL), 17);
+  EXPECT_EQ(read_line(fds[0]), "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}");
+  for (int fd : fds) {
+    EXPECT_EQ(read_to_eof(fd), "{\"error\":\"closed: no request for 300 ms\",\"ok\":false}\n");
+    ::close(fd);
+  }
+  EXPECT_EQ(server.timers_pending(), 0U) << "an idle server keeps a timer";
+  EXPECT_GE(server.timers_armed(), 1U);
+  // A new connection is served as before.
+  EXPECT_EQ(raw_exchange(path, "{\"cmd\":\"status\"}\n"), "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}\n");
+}
+
+TEST_F(daemon_control, a_follower_is_exempt_from_the_idle_timeout_while_it_reads_but_not_once_it_stops) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  pd::control_limits limits;
+  limits.idle_timeout = std::chrono::milliseconds(300);
+  std::unique_ptr<served_control> server;
+  int follower = -1;  // loop thread only
+  server = std::make_unique<served_control>(path, [&](const json& req) -> json {
+    pd::control_server& srv = server->server();  // the handler runs on the loop thread
+    if (req["cmd"] == "follow") {
+      follower = srv.current_connection();
+      return {{"ok", true}, {"follow", true}};
+    }
+    if (req["cmd"] == "poke") {  // n lines of `size` bytes to the follower
+      const std::string text(req.value("size", 10), 'y');
+      bool delivered = true;
+      for (int i = 0; i < req.value("n", 1); ++i) delivered = srv.push(follower, {{"line", text}}) && delivered;
+      return {{"ok", delivered}};
+    }
+    return {{"ok", true}};
+  }, limits);
+  ASSERT_TRUE(server->ok());
+  const int f = connect_client(path);
+  ASSERT_EQ(::send(f, "{\"cmd\":\"follow\"}\n", 17, MSG_NOSIGNAL), 17);
+  EXPECT_EQ(read_line(f), "{\"follow\":true,\"ok\":true}");
+  // Two idle connections closed one after the other: the follower has outlived two timeouts.
+  for (int i = 0; i < 2; ++i) {
+    const int idle = connect_client(path);
+    EXPECT_EQ(read_to_eof(idle), "{\"error\":\"closed: no request for 300 ms\",\"ok\":false}\n");
+    ::close(idle);
+  }
+  const auto poke = [&](int n, int size) {
+    const auto r = pd::control_request(path, {{"cmd", "poke"}, {"n", n}, {"size", size}});
+    return std::holds_alternative<json>(r) && std::get<json>(r).value("ok", false);
+  };
+  EXPECT_TRUE(poke(1, 10));
+  EXPECT_EQ(read_line(f), "{\"line\":\"yyyyyyyyyy\"}");
+  // It stops reading: what is pushed to it piles up (under max_pending_push), no byte is taken
+  // for idle_timeout: closed.
+  EXPECT_TRUE(poke(40, 64 << 10));
+  EXPECT_TRUE(wait_closed_by_server(f));
+  ::close(f);
+}
+
+TEST(daemon_control_admission, one_uid_cannot_hold_every_slot_and_root_always_has_a_reserve) {
+  pd::control_limits l;
+  l.max_connections = 64;
+  l.max_per_uid = 48;
+  l.root_reserve = 8;
+  EXPECT_TRUE(pd::control_server::admits(l, 1000, 0, 0));
+  EXPECT_TRUE(pd::control_server::admits(l, 1000, 47, 47));
+  EXPECT_FALSE(pd::control_server::admits(l, 1000, 48, 48)) << "a uid's cap";
+  EXPECT_TRUE(pd::control_server::admits(l, 0, 48, 0)) << "root beside a capped uid";
+  EXPECT_TRUE(pd::control_server::admits(l, 1000, 63, 10)) << "the table has room";
+  EXPECT_FALSE(pd::control_server::admits(l, 1000, 64, 10)) << "the table is full";
+  EXPECT_TRUE(pd::control_server::admits(l, 0, 64, 16)) << "root's reserve";
+  EXPECT_TRUE(pd::control_server::admits(l, 0, 71, 71)) << "root is not capped per uid";
+  EXPECT_FALSE(pd::control_server::admits(l, 0, 72, 72)) << "the reserve is full too";
+}
+
+TEST_F(daemon_control, past_the_table_root_uses_the_reserve_and_then_is_told_too_many) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  pd::control_limits limits;
+  limits.max_connections = 4;
+  limits.root_reserve = 2;
+  served_control server(path, echo_handler, limits);
+  ASSERT_TRUE(server.ok());
+  ASSERT_EQ(::geteuid(), 0U) << "tests run as root (the socket's owner and root are the same uid here)";
+  std::vector<int> fds;
+  for (int i = 0; i < 7; ++i) {
+    fds.push_back(connect_client(path));
+    // The refused one may be closed already (EPIPE): its reply waits to be read all the same.
+    const ssize_t n = ::send(fds.back(), "{\"cmd\":\"status\"}\n", 17, MSG_NOSIGNAL);
+    if (i < 6) EXPECT_EQ(n, 17);
+    const std::string reply = read_line(fds.back());
+    if (i < 6) EXPECT_EQ(reply, "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}") << "connection " << i;
+    else EXPECT_EQ(reply, "{\"error\":\"too many control connections: try again later\",\"ok\":false}");
+  }
+  for (int fd : fds) ::close(fd);
+}
+
+TEST_F(daemon_control, a_line_longer_than_the_limit_gets_an_error_and_the_connection_closes) {
+  temp_dir dir;
+  const std::string path = dir.path + "/procsup.sock";
+  pd::control_limits limits;
+  limits.max_line = 1024;
+  served_control server(path, echo_handler, limits);
+  ASSERT_TRUE(server.ok());
+  const int fd = connect_client(path);
+  const std::string junk(64 << 10, 'a');  // never a newline
+  ASSERT_EQ(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+  EXPECT_EQ(read_to_eof(fd), "{\"error\":\"bad request: line longer than 1024 bytes\",\"ok\":false}\n");
+  ::close(fd);
 }
 
 TEST(daemon_control_table, status_is_an_aligned_table_like_supervisorctl) {
