@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "helpers/program_harness.hpp"
 
 namespace {
@@ -281,12 +283,20 @@ TEST_F(program_control_abuse, a_peer_that_sends_2000_requests_half_closes_and_ne
 
 TEST_F(program_control_abuse, idle_connections_in_every_slot_are_closed_by_the_idle_timeout) {
   const auto tag = unique_tag("idle");
-  auto p = start(sleeper("a", tag));
+  // "talker" prints a line only when it gets SIGHUP: a `logs -f` follower of it that reads has
+  // nothing to read meanwhile, and must outlive the idle timeout.
+  auto p = start(sleeper("a", tag) + "[[program]]\nname = \"talker\"\ncommand = " +
+                 toml_argv({"/bin/sh", "-c", "trap 'echo hup' HUP; while :; do sleep 0.2; done", tag}) + "\n");
+  ASSERT_TRUE(p->wait_event("[talker] ready"));
+  raw_client follower(dir_.socket());
+  follower.send_all("{\"cmd\":\"logs\",\"name\":\"talker\",\"lines\":0,\"follow\":true}\n");
+  EXPECT_EQ(procsup_process::parse(follower.read_line()).value("follow", false), true);
   abuse_window window(p->pid());
   std::vector<std::unique_ptr<raw_client>> idle;
-  for (int i = 0; i < 64; ++i) idle.push_back(std::make_unique<raw_client>(dir_.socket()));
-  // 64 idle connections fill the table; root (these tests run as root) still has its reserve.
-  expect_status_served(dir_.socket(), "64 idle connections");
+  for (int i = 0; i < 63; ++i) idle.push_back(std::make_unique<raw_client>(dir_.socket()));
+  // With the follower, 64 connections fill the table; root (these tests run as root) still has
+  // its reserve.
+  expect_status_served(dir_.socket(), "63 idle connections and a follower");
   // Then root's reserve fills up: connections that are answered stay open (idle from their
   // request on), until one is refused. (About 8: a status connection just served may not have
   // been closed by procsup yet. The exact accounting: test_daemon_control.)
@@ -299,8 +309,8 @@ TEST_F(program_control_abuse, idle_connections_in_every_slot_are_closed_by_the_i
     else refusal = reply.value("error", reply.dump());
   }
   EXPECT_EQ(refusal, "too many control connections: try again later");
-  EXPECT_GE(idle.size(), 70U);
-  EXPECT_LE(idle.size(), 72U);
+  EXPECT_GE(idle.size(), 69U);
+  EXPECT_LE(idle.size(), 71U);
   const auto blocked = ctl(dir_.socket(), {"status"});
   EXPECT_NE(blocked.exit_code, 0);
   EXPECT_NE(blocked.err.find("too many control connections"), std::string::npos) << blocked.err;
@@ -310,6 +320,14 @@ TEST_F(program_control_abuse, idle_connections_in_every_slot_are_closed_by_the_i
     EXPECT_EQ(c->read_to_eof(), "{\"error\":\"closed: no request for 10000 ms\",\"ok\":false}\n");
   }
   window.check("72 idle connections");
+  // The follower, silent for as long, is still there and gets the next line.
+  const auto hup = ctl(dir_.socket(), {"signal", "talker", "HUP"});
+  EXPECT_EQ(hup.exit_code, 0) << hup.err;
+  // (The shell also reports its sleep, which the HUP to the group kills: "Hangup" on stderr.)
+  std::vector<std::string> got;
+  for (int i = 0; i < 4 && std::find(got.begin(), got.end(), "hup") == got.end(); ++i)
+    got.push_back(procsup_process::parse(follower.read_line()).value("line", ""));
+  EXPECT_NE(std::find(got.begin(), got.end(), "hup"), got.end()) << "the follower was closed";
   expect_status_served(dir_.socket(), "after the idle connections");
   stop(*p);
 }
