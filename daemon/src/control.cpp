@@ -304,6 +304,7 @@ bool control_server::serve(int fd, connection& c) {
     if (c.out.size() >= limits_.pause_output && !flush(fd, c)) return false;
   }
   c.in.erase(0, start);
+  if (c.in.capacity() > 4 * read_chunk && c.in.size() < read_chunk) c.in.shrink_to_fit();  // after a long line
   if (!c.closing && c.in.size() > limits_.max_line && !has_request(c)) {
     // One line longer than any request: refuse the rest of this connection's input.
     c.in.clear();
