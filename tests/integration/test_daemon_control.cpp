@@ -70,9 +70,13 @@ class served_control {
     hooks.add_timer = [this](std::chrono::milliseconds after, std::function<void()> fn) {
       timers_[++next_timer_] = {std::chrono::steady_clock::now() + after, std::move(fn)};
       ++timers_armed_;
+      timers_pending_ = timers_.size();
       return next_timer_;
     };
-    hooks.cancel_timer = [this](std::uint64_t id) { timers_.erase(id); };
+    hooks.cancel_timer = [this](std::uint64_t id) {
+      timers_.erase(id);
+      timers_pending_ = timers_.size();
+    };
     auto r = pd::control_server::open(path, std::move(h), hooks, limits);
     if (auto* err = std::get_if<pd::control_error>(&r)) {
       ADD_FAILURE() << err->message;
@@ -112,7 +116,6 @@ class served_control {
         const auto ms = std::chrono::ceil<std::chrono::milliseconds>(t.first - now).count();
         timeout = timeout < 0 ? static_cast<int>(std::max<long long>(ms, 0)) : std::min(timeout, static_cast<int>(std::max<long long>(ms, 0)));
       }
-      timers_pending_ = timers_.size();
       const int n = ::epoll_wait(epoll_, events, 16, timeout);
       ++wakeups_;
       for (int i = 0; i < n; ++i) {
@@ -128,10 +131,10 @@ class served_control {
         }
         auto fn = std::move(it->second.second);
         timers_.erase(it);
+        timers_pending_ = timers_.size();  // before fn: what it does may be seen at once
         fn();
         it = timers_.begin();  // fn may have added or cancelled timers
       }
-      timers_pending_ = timers_.size();
     }
   }
 
