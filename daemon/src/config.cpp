@@ -2,8 +2,10 @@
 // known keys, each value is type-checked, and every problem becomes a config_error (collected).
 #include "procsup/daemon/config.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
@@ -46,6 +48,9 @@ struct checker {
   std::vector<config_error> errors;
 
   void error(const toml::source_region& where, std::string key, std::string message) {
+    // A NUL from the file (in a key, or a value quoted in the message) is shown as TOML writes it.
+    for (std::string* s : {&key, &message})
+      for (std::size_t at; (at = s->find('\0')) != std::string::npos;) s->replace(at, 1, "\\u0000");
     errors.push_back({file, static_cast<int>(where.begin.line), static_cast<int>(where.begin.column), std::move(key),
                       std::move(message)});
   }
@@ -53,8 +58,16 @@ struct checker {
     error(n.source(), key, "expected " + std::string(expected) + ", got " + std::string(type_name(n)));
   }
 
+  // Every string of the config becomes a C string somewhere (argv, env, a path, a user name):
+  // a NUL in it would cut it short there, silently.
   std::optional<std::string> string(const toml::node& n, const std::string& key) {
-    if (const auto* s = n.as_string()) return s->get();
+    if (const auto* s = n.as_string()) {
+      if (s->get().find('\0') != std::string::npos) {
+        error(n.source(), key, "contains a NUL character (\\u0000), which would cut it short");
+        return std::nullopt;
+      }
+      return s->get();
+    }
     wrong_type(n, key, "a string");
     return std::nullopt;
   }
@@ -342,7 +355,9 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
       if (const auto* e = c.table(v, key)) {
         for (auto&& [ek, ev] : *e) {
           const std::string ekey = key + "." + std::string(ek.str());
-          if (!valid_env_name(ek.str())) c.error(ek.source(), ekey, "not a valid environment variable name");
+          if (ek.str().find('\0') != std::string_view::npos)
+            c.error(ek.source(), ekey, "contains a NUL character (\\u0000): not a valid environment variable name");
+          else if (!valid_env_name(ek.str())) c.error(ek.source(), ekey, "not a valid environment variable name");
           else if (auto s = c.string(ev, ekey)) p.env.emplace_back(std::string(ek.str()), *s);
         }
       }
@@ -464,14 +479,45 @@ config_result parse_config(std::string_view text, const std::string& file) {
 }
 
 config_result load_config(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  auto fail = [&file](const std::string& why) {
+    return std::vector<config_error>{{file, 0, 0, "", "cannot read config: " + why}};
+  };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return fail(std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
     const int e = errno;
-    return std::vector<config_error>{{file, 0, 0, "", std::string("cannot read config: ") + std::strerror(e)}};
+    ::close(fd);
+    return fail(std::strerror(e));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), file);
+  if (!S_ISREG(st.st_mode)) {
+    // A directory reads as empty (an empty config: ok, nothing to run), a FIFO or a device as
+    // whatever comes: neither is a config file.
+    ::close(fd);
+    const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    return fail(std::string("it is ") + what + ", not a regular file");
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      return fail(std::strerror(e));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return parse_config(text, file);
 }
 
 std::vector<std::string> config_warnings(const config& cfg) {

@@ -1,10 +1,12 @@
-// The control socket's server (driven by the daemon's epoll loop through on_readable /
-// on_writable) and client, plus the human status table.
+// The control socket's server, driven by the daemon's epoll loop through on_event and a one-shot
+// timer: accepting within the connection limits, back-pressure (requests are read and parsed only
+// as replies drain), EOF handled once, idle connections closed. Client side: control_client.cpp.
 #include "procsup/daemon/control.hpp"
 
 #include "procsup/daemon/logging.hpp"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,8 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -44,10 +44,15 @@ void write_and_forget(int fd, const std::string& line) {
   }
 }
 
+// The bytes read per readiness of one connection: with `batch`, what keeps one busy peer from
+// holding the loop while others wait.
+constexpr std::size_t read_chunk = 16384;
+
 }  // namespace
 
 std::variant<std::unique_ptr<control_server>, control_error> control_server::open(const std::string& path, handler h,
-                                                                                   control_fd_hooks hooks) {
+                                                                                   control_fd_hooks hooks,
+                                                                                   control_limits limits) {
   sockaddr_un addr{};
   if (!make_address(path, addr))
     return control_error{ENAMETOOLONG, "control socket " + path + ": path empty or longer than 107 bytes"};
@@ -67,7 +72,7 @@ std::variant<std::unique_ptr<control_server>, control_error> control_server::ope
       return control_error{errno, "control socket " + path + ": removing stale socket: " + errno_text(errno)};
   }
 
-  std::unique_ptr<control_server> server(new control_server(path, std::move(h), std::move(hooks)));
+  std::unique_ptr<control_server> server(new control_server(path, std::move(h), std::move(hooks), limits));
   server->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (server->listen_fd_ < 0) return control_error{errno, "control socket " + path + ": socket: " + errno_text(errno)};
   // umask, not chmod after bind: the socket must never exist with wider permissions.
@@ -83,15 +88,22 @@ std::variant<std::unique_ptr<control_server>, control_error> control_server::ope
   if (::listen(server->listen_fd_, 64) != 0)
     return control_error{errno, "control socket " + path + ": listen: " + errno_text(errno)};
   server->spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  for (std::size_t i = 0; i < reserved_fds; ++i)
+    if (const int r = ::open("/dev/null", O_RDONLY | O_CLOEXEC); r >= 0) server->reserve_.push_back(r);
   return server;
 }
 
-control_server::control_server(std::string path, handler h, control_fd_hooks hooks)
-    : path_(std::move(path)), handler_(std::move(h)), hooks_(std::move(hooks)), owner_uid_(::geteuid()) {}
+control_server::control_server(std::string path, handler h, control_fd_hooks hooks, control_limits limits)
+    : path_(std::move(path)),
+      handler_(std::move(h)),
+      hooks_(std::move(hooks)),
+      limits_(limits),
+      owner_uid_(::geteuid()) {}
 
 control_server::~control_server() {
   while (!connections_.empty()) close_connection(connections_.begin()->first);
   if (spare_fd_ >= 0) ::close(spare_fd_);
+  for (int r : reserve_) ::close(r);
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     struct stat st {};
@@ -106,7 +118,25 @@ std::vector<int> control_server::connection_fds() const {
   return fds;
 }
 
-void control_server::on_readable(int fd) {
+bool control_server::admits(const control_limits& limits, uid_t uid, std::size_t open, std::size_t of_uid) noexcept {
+  if (uid == 0) return open < limits.max_connections + limits.root_reserve;
+  return open < limits.max_connections && of_uid < limits.max_per_uid;
+}
+
+void control_server::on_readable(int fd) { on_event(fd, EPOLLIN); }
+void control_server::on_writable(int fd) { on_event(fd, EPOLLOUT); }
+
+// The connection's state × event table:
+//   EPOLLIN   (reading)            one chunk into `in`; 0 bytes: input_done (EOF, once)
+//   EPOLLOUT  (writing)            send what the socket takes
+//   either                         then answer up to `batch` lines while can_serve()
+//   EPOLLHUP / EPOLLERR            after that pass: the peer cannot read: close
+//   idle timer                     no request and no output taken for idle_timeout: close
+// settle() then closes a connection that is done or sets what it waits for: input only while it
+// can take a request (nothing blocks the next one), output while replies are unsent or lines
+// wait for their turn. So no state leaves a readiness that nobody consumes (no busy loop), and
+// `in` and `out` stay bounded whatever the peer sends.
+void control_server::on_event(int fd, std::uint32_t epoll_events) {
   if (fd == listen_fd_) {
     accept_all();
     return;
@@ -114,55 +144,75 @@ void control_server::on_readable(int fd) {
   const auto it = connections_.find(fd);
   if (it == connections_.end()) return;
   connection& c = it->second;
-  bool eof = false;
-  char buf[16384];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      c.in.append(buf, static_cast<std::size_t>(n));
-      if (c.in.size() > max_line + sizeof buf) break;  // serve() refuses it
-      continue;
+  if ((epoll_events & EPOLLOUT) != 0 && !flush(fd, c)) return;
+  if ((epoll_events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && c.reading && !c.input_done && !c.closing) {
+    char buf[read_chunk];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        c.in.append(buf, static_cast<std::size_t>(n));
+        break;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      c.input_done = true;  // 0 = the peer shut its write side, < 0 = error: read no more
+      break;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    eof = true;  // 0 = peer closed (its write side), < 0 = error
-    break;
   }
-  serve(fd, c);
-  if (connections_.count(fd) == 0) return;
-  if (eof) {
-    c.eof = true;
-    if (c.out.empty() && c.waiting == 0) close_connection(fd);
+  if (!serve(fd, c)) return;
+  if ((epoll_events & (EPOLLHUP | EPOLLERR)) != 0) {
+    // Hung up (both directions) or failed: nothing we send can arrive. EPOLLHUP is reported
+    // whatever the interest set, so keeping the connection would spin the loop.
+    close_connection(fd);
+    return;
   }
-}
-
-void control_server::on_writable(int fd) {
-  const auto it = connections_.find(fd);
-  if (it == connections_.end()) return;
-  flush(fd, it->second);
+  settle(fd, c);
 }
 
 bool control_server::push(int fd, const nlohmann::json& message) noexcept {
   const auto it = connections_.find(fd);
-  if (it == connections_.end() || it->second.eof) return false;
+  if (it == connections_.end() || it->second.input_done || it->second.closing) return false;
   connection& c = it->second;
   try {
-    c.out += dump_line(message);
+    append(c, dump_line(message));
   } catch (...) {  // bad_alloc: treat like a peer that cannot keep up
     close_connection(fd);
     return false;
   }
-  if (c.out.size() > max_pending_push) {
+  if (c.out.size() > limits_.max_pending_push) {
     close_connection(fd);
     return false;
   }
-  flush(fd, c);
+  if (!flush(fd, c)) return false;
+  if (serving_fd_ != fd) settle(fd, c);  // else serve() settles it when the handler is done
   return connections_.count(fd) != 0;
+}
+
+// Out of fds: one reserved fd makes room for the waiting peer, which is then served like any
+// other (procsup is single-threaded: nothing else can take the freed number in between).
+int control_server::accept_from_reserve() {
+  if (reserve_.empty()) return -1;
+  ::close(reserve_.back());
+  reserve_.pop_back();
+  const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    if (const int r = ::open("/dev/null", O_RDONLY | O_CLOEXEC); r >= 0) reserve_.push_back(r);
+    return -1;
+  }
+  log_event(spdlog::level::warn, "control connection served from the reserve: procsup is out of file descriptors",
+            {{"reserve_left", reserve_.size()}});
+  return fd;
 }
 
 void control_server::accept_all() {
   for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    bool reserved = false;
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+      fd = accept_from_reserve();
+      reserved = fd >= 0;
+      if (!reserved) errno = EMFILE;
+    }
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if ((errno == EMFILE || errno == ENFILE) && refuse_one_out_of_fds(errno)) continue;
@@ -170,22 +220,43 @@ void control_server::accept_all() {
     }
     ucred cred{};
     socklen_t len = sizeof cred;
+    // A refused peer gives its reserved fd back at once.
+    auto give_back = [&] {
+      if (!reserved) return;
+      if (const int r = ::open("/dev/null", O_RDONLY | O_CLOEXEC); r >= 0) reserve_.push_back(r);
+    };
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
       ::close(fd);
+      give_back();
       continue;
     }
     if (cred.uid != 0 && cred.uid != owner_uid_) {
       write_and_forget(fd, dump_line(error_reply("permission denied: uid " + std::to_string(cred.uid))));
       ::close(fd);
+      give_back();
       continue;
     }
-    if (connections_.size() >= max_connections) {
-      write_and_forget(fd, dump_line(error_reply("too many control connections")));
+    const auto of_uid = per_uid_.find(cred.uid);
+    if (!admits(limits_, cred.uid, connections_.size(), of_uid == per_uid_.end() ? 0 : of_uid->second)) {
+      const bool uid_full = cred.uid != 0 && connections_.size() < limits_.max_connections;
+      write_and_forget(fd, dump_line(error_reply(
+                               uid_full ? "too many control connections of uid " + std::to_string(cred.uid) + " (" +
+                                              std::to_string(limits_.max_per_uid) + "): try again later"
+                                        : std::string("too many control connections: try again later"))));
       ::close(fd);
+      give_back();
+      log_event(spdlog::level::debug, "control connection refused: too many",
+                {{"uid", cred.uid}, {"connections", connections_.size()}});
       continue;
     }
-    connections_.emplace(fd, connection{});
+    connection c;
+    c.uid = cred.uid;
+    c.last_progress = clock::now();
+    c.reserved = reserved;
+    connections_.emplace(fd, std::move(c));
+    ++per_uid_[cred.uid];
     if (hooks_.added) hooks_.added(fd);
+    arm_timer();
   }
 }
 
@@ -207,12 +278,28 @@ bool control_server::refuse_one_out_of_fds(int error) {
   return fd >= 0 && spare_fd_ >= 0;
 }
 
-void control_server::serve(int fd, connection& c) {
+bool control_server::has_request(const connection& c) const noexcept { return c.in.find('\n') != std::string::npos; }
+
+// The next buffered request may be answered now: nothing before it is unanswered (a deferred
+// reply) and the replies before it have drained below pause_output (back-pressure).
+bool control_server::can_serve(const connection& c) const noexcept {
+  return !c.closing && c.waiting == 0 && c.out.size() < limits_.pause_output;
+}
+
+void control_server::append(connection& c, const std::string& line) {
+  if (c.out.empty()) c.last_progress = clock::now();  // a stall is counted from here
+  c.out += line;
+}
+
+bool control_server::serve(int fd, connection& c) {
+  std::size_t start = 0;  // of the next unanswered line in c.in (erased once, at the end)
   std::size_t newline;
-  while (!c.eof && c.waiting == 0 && (newline = c.in.find('\n')) != std::string::npos) {
-    std::string line = c.in.substr(0, newline);
-    c.in.erase(0, newline + 1);
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  for (std::size_t taken = 0; taken < limits_.batch && can_serve(c) && (newline = c.in.find('\n', start)) != std::string::npos;
+       ++taken) {
+    const std::string_view line(c.in.data() + start, newline - start);
+    start = newline + 1;
+    c.last_progress = clock::now();
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
     nlohmann::json reply;
     const auto request = nlohmann::json::parse(line, nullptr, false);
     if (request.is_discarded()) {
@@ -230,53 +317,78 @@ void control_server::serve(int fd, connection& c) {
         reply = error_reply("internal error");
       }
       serving_fd_ = -1;
+      if (connections_.count(fd) == 0) return false;  // the handler's push() closed it
       // Deferred: complete() adds the reply (perhaps already, from within the handler). A
       // handler that threw after defer() still answers, once.
       if (std::exchange(deferred_now_, false)) {
         if (c.waiting != 0 && reply.is_object() && !reply.value("ok", true)) {
           c.waiting = 0;
-          c.out += dump_line(reply);
+          append(c, dump_line(reply));
         }
         continue;
       }
+      if (reply.is_object()) {
+        const auto follow = reply.find("follow");
+        if (follow != reply.end() && follow->is_boolean() && follow->get<bool>() && reply.value("ok", false))
+          c.follower = true;
+      }
     }
-    c.out += dump_line(reply);
+    append(c, dump_line(reply));
+    // Before the next request: what the socket takes now no longer counts against pause_output.
+    if (c.out.size() >= limits_.pause_output && !flush(fd, c)) return false;
   }
-  if (c.in.size() > max_line) {
+  c.in.erase(0, start);
+  if (c.in.capacity() > 4 * read_chunk && c.in.size() < read_chunk) c.in.shrink_to_fit();  // after a long line
+  if (!c.closing && c.in.size() > limits_.max_line && !has_request(c)) {
+    // One line longer than any request: refuse the rest of this connection's input.
     c.in.clear();
-    c.out += dump_line(error_reply("bad request: line longer than " + std::to_string(max_line) + " bytes"));
-    c.eof = true;  // close once the error is out
+    c.in.shrink_to_fit();
+    c.input_done = true;
+    c.closing = true;
+    append(c, dump_line(error_reply("bad request: line longer than " + std::to_string(limits_.max_line) + " bytes")));
   }
-  if (c.out.size() > max_pending_output) {
-    close_connection(fd);  // a peer that sends but never reads
-    return;
+  if (c.out.size() > limits_.max_pending_output) {
+    close_connection(fd);  // one reply larger than any peer should be sent
+    return false;
   }
-  flush(fd, c);
+  return flush(fd, c);
 }
 
-void control_server::flush(int fd, connection& c) {
+bool control_server::flush(int fd, connection& c) {
   while (!c.out.empty()) {
     const ssize_t n = ::send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
     if (n > 0) {
       c.out.erase(0, static_cast<std::size_t>(n));
+      c.last_progress = clock::now();
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!c.want_write) {
-        c.want_write = true;
-        if (hooks_.output) hooks_.output(fd, true);
-      }
-      return;
-    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     close_connection(fd);  // EPIPE, ECONNRESET: the peer is gone
+    return false;
+  }
+  if (c.out.empty() && c.out.capacity() > read_chunk) c.out.shrink_to_fit();  // a big reply's memory goes back
+  return true;
+}
+
+void control_server::settle(int fd, connection& c) {
+  const bool pending_request = has_request(c);
+  const bool done = c.out.empty() && (c.closing || (c.input_done && c.waiting == 0 && !pending_request));
+  if (done) {  // an incomplete last line after EOF is dropped, as it always was
+    close_connection(fd);
     return;
   }
-  if (c.want_write) {
-    c.want_write = false;
-    if (hooks_.output) hooks_.output(fd, false);
+  // Input only while the next request could be answered at once and none is queued: so a peer
+  // that never reads stops being read (its bytes wait in the kernel, not here).
+  const bool readable = !c.input_done && !c.closing && !pending_request && can_serve(c);
+  // Room to write: for unsent replies, and for queued requests that wait for their turn
+  // (batch) rather than for a deferred reply; writable soon after the peer reads.
+  const bool writable = !c.out.empty() || (pending_request && can_serve(c));
+  if (readable != c.reading || writable != c.writing) {
+    c.reading = readable;
+    c.writing = writable;
+    if (hooks_.interest) hooks_.interest(fd, readable, writable);
   }
-  if (c.eof && c.waiting == 0) close_connection(fd);
 }
 
 control_server::deferred control_server::defer() {
@@ -293,228 +405,68 @@ void control_server::complete(const deferred& d, const nlohmann::json& reply) {
   if (d.serial == 0 || it == connections_.end() || it->second.waiting != d.serial) return;
   connection& c = it->second;
   c.waiting = 0;
-  c.out += dump_line(reply);
+  append(c, dump_line(reply));
   if (serving_fd_ == d.fd) return;  // completed from within the handler: serve() goes on
-  serve(d.fd, c);                   // answers the requests queued behind it, then flushes
+  if (serve(d.fd, c)) settle(d.fd, c);  // answers the requests queued behind it, then flushes
+}
+
+void control_server::arm_timer() {
+  if (timer_ != 0 || connections_.empty() || limits_.idle_timeout.count() <= 0 || !hooks_.add_timer) return;
+  // One timer for all connections, for the oldest deadline; activity only moves deadlines
+  // later, so it needs no re-arming until it fires.
+  auto earliest = clock::time_point::max();
+  for (const auto& [fd, c] : connections_) earliest = std::min(earliest, c.last_progress + limits_.idle_timeout);
+  const auto now = clock::now();
+  auto after = std::chrono::ceil<std::chrono::milliseconds>(earliest - now);
+  // Exempt connections only (followers, deferred replies): look again one timeout later.
+  if (earliest == clock::time_point::max()) after = limits_.idle_timeout;
+  after = std::min(std::max(after, std::chrono::milliseconds(10)), limits_.idle_timeout);
+  timer_ = hooks_.add_timer(after, [this] {
+    timer_ = 0;
+    on_timer();
+  });
+}
+
+void control_server::on_timer() {
+  const auto now = clock::now();
+  std::vector<int> idle;
+  for (auto& [fd, c] : connections_) {
+    const bool exempt = c.waiting != 0 || (c.follower && c.out.empty());
+    if (exempt) {
+      c.last_progress = now;  // a follower's stall, if any, is counted from when it starts
+      continue;
+    }
+    if (now - c.last_progress >= limits_.idle_timeout) idle.push_back(fd);
+  }
+  for (int fd : idle) {
+    const auto& c = connections_.at(fd);
+    // Told why when that cannot cut a reply in half; a peer that stopped reading just goes.
+    if (c.out.empty())
+      write_and_forget(fd, dump_line(error_reply("closed: no request for " +
+                                                 std::to_string(limits_.idle_timeout.count()) + " ms")));
+    log_event(spdlog::level::debug, "control connection closed: idle",
+              {{"uid", c.uid}, {"unsent_bytes", c.out.size()}, {"follower", c.follower}});
+    close_connection(fd);
+  }
+  arm_timer();
 }
 
 void control_server::close_connection(int fd) {
-  if (connections_.erase(fd) == 0) return;
+  const auto it = connections_.find(fd);
+  if (it == connections_.end()) return;
+  const auto per = per_uid_.find(it->second.uid);
+  if (per != per_uid_.end() && --per->second == 0) per_uid_.erase(per);
+  const bool reserved = it->second.reserved;
+  connections_.erase(it);
+  if (connections_.empty() && timer_ != 0) {  // an idle procsup has no timer
+    if (hooks_.cancel_timer) hooks_.cancel_timer(timer_);
+    timer_ = 0;
+  }
   if (hooks_.removed) hooks_.removed(fd);
   ::close(fd);
-}
-
-namespace {
-
-// Connects to `path` (send / receive timeouts `timeout`) and sends `request` as one line. The fd
-// is the caller's to close.
-std::variant<int, control_error> connect_and_send(const std::string& path, const nlohmann::json& request,
-                                                  std::chrono::milliseconds timeout) {
-  sockaddr_un addr{};
-  if (!make_address(path, addr))
-    return control_error{ENAMETOOLONG, "cannot connect to " + path + ": path empty or longer than 107 bytes"};
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return control_error{errno, "cannot create a socket for " + path + ": " + errno_text(errno)};
-
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-
-  int rc;
-  do {
-    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    const int e = errno;
-    ::close(fd);
-    // The hint names the likely cause: a socket that is there but owner-only (0600) is not a
-    // procsup that is down.
-    const char* hint = e == EACCES || e == EPERM
-                           ? " \u2014 the control socket is owner-only: run as root or as the user procsup runs as"
-                           : " \u2014 is procsup running?";
-    return control_error{e, "cannot connect to " + path + ": " + errno_text(e) + hint};
-  }
-
-  const std::string line = dump_line(request);
-  std::size_t sent = 0;
-  while (sent < line.size()) {
-    const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      // The server may have refused us and closed: its reply is still worth reading.
-      break;
-    }
-    sent += static_cast<std::size_t>(n);
-  }
-  return fd;
-}
-
-struct fd_closer {
-  int fd;
-  ~fd_closer() { ::close(fd); }
-};
-
-}  // namespace
-
-std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
-                                                            std::chrono::milliseconds timeout) {
-  auto connected = connect_and_send(path, request, timeout);
-  if (auto* err = std::get_if<control_error>(&connected)) return std::move(*err);
-  const int fd = std::get<int>(connected);
-  fd_closer guard{fd};
-
-  std::string reply;
-  char buf[16384];
-  for (;;) {
-    const auto newline = reply.find('\n');
-    if (newline != std::string::npos) {
-      reply.resize(newline);
-      break;
-    }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
-    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
-    if (n == 0) {
-      if (reply.empty()) return control_error{ECONNRESET, path + ": procsup closed the connection without a reply"};
-      break;
-    }
-    reply.append(buf, static_cast<std::size_t>(n));
-  }
-  auto parsed = nlohmann::json::parse(reply, nullptr, false);
-  if (parsed.is_discarded()) return control_error{EPROTO, path + ": the reply is not JSON"};
-  return parsed;
-}
-
-std::optional<control_error> control_stream(const std::string& path, const nlohmann::json& request,
-                                            const std::function<bool(const nlohmann::json&)>& on_line,
-                                            std::chrono::milliseconds timeout) {
-  auto connected = connect_and_send(path, request, timeout);
-  if (auto* err = std::get_if<control_error>(&connected)) return std::move(*err);
-  const int fd = std::get<int>(connected);
-  fd_closer guard{fd};
-
-  std::string pending;
-  bool first = true;
-  char buf[16384];
-  for (;;) {
-    std::size_t newline;
-    while ((newline = pending.find('\n')) != std::string::npos) {
-      auto parsed = nlohmann::json::parse(pending.substr(0, newline), nullptr, false);
-      pending.erase(0, newline + 1);
-      if (parsed.is_discarded()) return control_error{EPROTO, path + ": a reply line is not JSON"};
-      if (first) {
-        first = false;
-        const timeval forever{};  // after the reply, a follow waits as long as it takes
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever);
-      }
-      if (!on_line(parsed)) return std::nullopt;
-    }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
-    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
-    if (n == 0) {
-      if (first) return control_error{ECONNRESET, path + ": procsup closed the connection without a reply"};
-      return std::nullopt;
-    }
-    pending.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
-std::string format_uptime(double seconds) {
-  if (!(seconds >= 0)) seconds = 0;
-  auto total = static_cast<long long>(seconds);
-  const long long days = total / 86400;
-  total %= 86400;
-  char buf[64];
-  if (days > 0)
-    std::snprintf(buf, sizeof buf, "%lldd %02lld:%02lld:%02lld", days, total / 3600, total % 3600 / 60, total % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", total / 3600, total % 3600 / 60, total % 60);
-  return buf;
-}
-
-namespace {
-
-std::string cell(const nlohmann::json& v) {
-  if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
-}
-
-std::string last_exit_text(const nlohmann::json& v) {
-  if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer()) return "exit " + std::to_string(v.get<long long>());
-  if (v.is_object()) {
-    if (v.contains("signal") && !v["signal"].is_null()) return "signal " + cell(v["signal"]);
-    if (v.contains("code") && !v["code"].is_null()) return "exit " + cell(v["code"]);
-  }
-  return v.dump();
-}
-
-}  // namespace
-
-// "512K", "12.3M", "1.5G"
-std::string format_bytes(double b) {
-  const char* units[] = {"B", "K", "M", "G", "T"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 || b >= 100 ? "%.0f%s" : "%.1f%s", b, units[u]);
-  return buf;
-}
-
-std::string format_status_table(const nlohmann::json& instances) {
-  const std::vector<std::string> header{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST EXIT"};
-  std::vector<std::vector<std::string>> rows;
-  if (instances.is_array()) {
-    std::map<std::string, int> per_name;
-    for (const auto& i : instances)
-      if (i.is_object()) ++per_name[cell(i.value("name", nlohmann::json{}))];
-    for (const auto& i : instances) {
-      if (!i.is_object()) continue;
-      const std::string name = cell(i.value("name", nlohmann::json{}));
-      std::string shown = name;
-      if (per_name[name] > 1) shown += ":" + cell(i.value("instance", nlohmann::json{}));
-      const auto pid = i.value("pid", nlohmann::json{});
-      const bool has_pid = pid.is_number_integer() && pid.get<long long>() > 0;
-      const auto uptime = i.value("uptime_s", nlohmann::json{});
-      const auto mem = i.value("memory_bytes", nlohmann::json{});
-      const auto cpu = i.value("cpu_seconds", nlohmann::json{});
-      char cpu_text[32] = "-";
-      if (cpu.is_number()) std::snprintf(cpu_text, sizeof cpu_text, "%.2fs", cpu.get<double>());
-      rows.push_back({shown, cell(i.value("state", nlohmann::json{})), has_pid ? cell(pid) : "-",
-                      has_pid && uptime.is_number() ? format_uptime(uptime.get<double>()) : "-",
-                      cell(i.value("restarts", nlohmann::json(0))),
-                      mem.is_number() ? format_bytes(mem.get<double>()) : "-", cpu_text,
-                      last_exit_text(i.value("last_exit", nlohmann::json{}))});
-    }
-  }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = header[c].size();
-    for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
-  }
-  auto line = [&](const std::vector<std::string>& r) {
-    std::string out;
-    for (std::size_t c = 0; c < r.size(); ++c) {
-      out += r[c];
-      if (c + 1 < r.size()) out += std::string(width[c] - r[c].size() + 2, ' ');
-    }
-    return out + "\n";
-  };
-  std::string out = line(header);
-  for (const auto& r : rows) out += line(r);
-  return out;
+  // Its number goes back to the reserve before anything else can take it.
+  if (reserved)
+    if (const int r = ::open("/dev/null", O_RDONLY | O_CLOEXEC); r >= 0) reserve_.push_back(r);
 }
 
 }  // namespace procsup::daemon

@@ -158,16 +158,20 @@ class daemon_runner {
   bool open_control() {
     control_fd_hooks hooks;
     hooks.added = [this](int fd) {
-      loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t ev) {
-        if (ev & EPOLLOUT) ctl_->on_writable(fd);
-        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) ctl_->on_readable(fd);
-      });
+      loop_.watch(fd, EPOLLIN, [this, fd](std::uint32_t ev) { ctl_->on_event(fd, ev); });
     };
-    hooks.output = [this](int fd, bool writable) { loop_.modify(fd, EPOLLIN | (writable ? EPOLLOUT : 0u)); };
+    hooks.interest = [this](int fd, bool readable, bool writable) {
+      loop_.modify(fd, (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u));
+    };
     hooks.removed = [this](int fd) {
       output_.unfollow(fd);  // a `ctl logs -f` on that connection ends (before the fd is reused)
       loop_.unwatch(fd);
     };
+    // The idle timeout's timer: armed only while a connection is open.
+    hooks.add_timer = [this](std::chrono::milliseconds after, std::function<void()> fn) {
+      return loop_.add_timer(after, std::move(fn));
+    };
+    hooks.cancel_timer = [this](std::uint64_t id) { loop_.cancel_timer(id); };
     auto r = control_server::open(cfg_.supervisor.socket, [this](const json& req) { return handle(req); }, hooks);
     if (auto* err = std::get_if<control_error>(&r)) {
       log_event(spdlog::level::err, "cannot open the control socket", {{"error", err->message}});

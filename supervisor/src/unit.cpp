@@ -695,15 +695,24 @@ void unit::on_exit(int status) {
   // launched); whoever else learns of it finds the process reaped.
   if (!lost.empty() || !start_waiters_.empty() || end.requested) loop_.reap_exited();
   for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
-  if (emit)
-    emit({end.clean ? event_kind::exited : event_kind::crashed, spec_.id, dead, std::chrono::system_clock::now(),
-          end.cause, restarts_, {}, status});
+  lifecycle_event exit_event{end.clean ? event_kind::exited : event_kind::crashed,
+                             spec_.id,
+                             dead,
+                             std::chrono::system_clock::now(),
+                             end.cause,
+                             restarts_,
+                             {},
+                             status};
+  // A stop that waits for its cgroup to empty tells of the exit once nothing is left: whoever
+  // hears "exited" may take the stop as complete.
+  if (emit && !(end.requested && leftovers)) emit(exit_event);
   if (!start_waiters_.empty()) notify_started(end.cause);
   auto done = std::move(stop_done_);
   stop_done_.clear();
   if (end.requested) {
-    auto finish = [this, restart_after, done = std::move(done)] {
+    auto finish = [this, restart_after, done = std::move(done), exit_event, late = leftovers] {
       if (!restart_after) set_final(process_state::stopped, "process " + spec_.id + " was stopped");
+      if (late && emit) emit(exit_event);
       complete_async();
       for (auto& f : done) f();
     };

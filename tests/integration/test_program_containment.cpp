@@ -241,7 +241,7 @@ TEST_F(program_containment, a_limit_this_host_cannot_enforce_is_a_config_error_w
   EXPECT_NE(run.err.find("memory limit needs"), std::string::npos) << run.err;
 }
 
-TEST_F(program_containment, DISABLED_out_of_fds_an_instance_fails_to_start_and_procsup_keeps_running) {
+TEST_F(program_containment, out_of_fds_an_instance_fails_to_start_and_procsup_keeps_running) {
   std::string programs;
   for (int i = 0; i < 50; ++i)
     programs += "[[program]]\nname = \"s" + std::to_string(i) + "\"\ncommand = " +
