@@ -111,6 +111,7 @@ class daemon_runner {
     for (const auto& p : programs_)
       for (int i = 0; i < p.instances; ++i) start_instance(p, i);
     launched_ = true;
+    if (cfg_.supervisor.exit_when == exit_rule::all_done) loop_.post([this] { check_all_done(); });
 
     if (auto every = notify_.watchdog_interval()) schedule_watchdog(*every);
     if (opt_.exit_after)
@@ -232,7 +233,8 @@ class daemon_runner {
         level = spdlog::level::err;
       log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f);
       check_ready();  // after the line, so "ready" follows the event that made it so
-      if (cfg_.supervisor.exit_when == exit_rule::all_done) check_all_done();
+      // Posted: the lines of this event's other deferred events (its "stopped") come first.
+      if (cfg_.supervisor.exit_when == exit_rule::all_done) loop_.post([this] { check_all_done(); });
     });
   }
 
@@ -260,9 +262,10 @@ class daemon_runner {
   }
 
   void check_all_done() {
-    if (shutting_down_ || reloading_) return;
+    // Not while the first launches are under way: a batch program may end before the next starts.
+    if (!launched_ || shutting_down_ || reloading_) return;
     std::vector<process_state> states;
-    for (auto& i : instances_) states.push_back(i.unit->state());
+    for (auto& i : instances_) states.push_back(i.unit ? i.unit->state() : process_state::starting);
     if (!all_ended(states)) return;
     log_event(spdlog::level::info, "every program has ended (exit_when = \"all_done\"): stopping");
     begin_shutdown(exit_codes::clean);
@@ -292,6 +295,10 @@ class daemon_runner {
     if (ready_sent_ && (shutting_down_ || !notify_.enabled())) return;
     int running = 0, starting = 0, failed = 0;
     for (auto& i : instances_) {
+      if (!i.unit) {  // being launched (start_instance lists it first)
+        ++starting;
+        continue;
+      }
       switch (i.unit->state()) {
         case process_state::running: ++running; break;
         case process_state::starting: ++starting; break;
@@ -430,6 +437,7 @@ class daemon_runner {
       return {{"ok", false}, {"error", "invalid config " + cfg_.path + ", nothing changed"}, {"errors", lines}};
     }
     config next = std::get<config>(std::move(loaded));
+    cfg_.supervisor.exit_when = next.supervisor.exit_when;  // read at every end of a program
 
     std::vector<const program_config*> running;
     for (const auto& p : programs_) running.push_back(&p);
