@@ -198,6 +198,7 @@ class daemon_runner {
     o.success_codes = p.success_codes;
     o.restart_on_exit = p.restart_on_exit;
     o.stop_group = p.name;  // a program's instances stop together
+    o.own_budget = true;  // a program over it goes fatal alone (issue 20)
     o.max_restarts = p.max_restarts;
     o.restart_period = p.restart_period;
     o.autostart = p.autostart;

@@ -83,7 +83,8 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     strategy strat = strategy::restart;
     bool restart_on_exit = false;
     std::optional<backoff_policy> backoff;
-    std::optional<int> max_restarts;                      // own budget (unset: the supervisor's)
+    bool own_budget = false;                              // program_options::own_budget
+    std::optional<int> max_restarts;                      //   (unset: the supervisor's)
     std::optional<std::chrono::milliseconds> restart_period;
     restart_window budget;                                // restarts spent against it
     std::string stop_group;  // children of one group are stopped together (see stop_sequence)
@@ -178,7 +179,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
 
   void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit,
              std::optional<backoff_policy> backoff = std::nullopt, std::string stop_group = {},
-             std::optional<int> max_restarts = std::nullopt,
+             bool own_budget = false, std::optional<int> max_restarts = std::nullopt,
              std::optional<std::chrono::milliseconds> restart_period = std::nullopt) {
     u->set_strategy(s);
     std::weak_ptr<supervisor_core> weak = weak_from_this();
@@ -197,6 +198,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     c.strat = s;
     c.restart_on_exit = restart_on_exit;
     c.backoff = backoff;
+    c.own_budget = own_budget;
     c.max_restarts = max_restarts;
     c.restart_period = restart_period;
     c.stop_group = std::move(stop_group);
@@ -261,7 +263,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     // FATAL) instead of spending the whole tree's intensity.
     const int own_max = c.max_restarts.value_or(opt.intensity);
     const auto own_period = c.restart_period.value_or(opt.period);
-    if (c.u && !c.budget.try_spend(steady::now(), own_max, own_period)) {
+    if (c.u && c.own_budget && !c.budget.try_spend(steady::now(), own_max, own_period)) {
       if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
       c.u->set_final(process_state::fatal, "process " + id + " is fatal: " + cause);
       emit(event(event_kind::fatal, id, 0,
@@ -568,7 +570,8 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   std::promise<std::string> started;
   auto f = started.get_future();
   core_->loop.call([&] {
-    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group, o.max_restarts, o.restart_period);
+    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group, o.own_budget, o.max_restarts,
+                o.restart_period);
     if (!o.autostart) return;  // adopted, stopped: start_child() launches it
     if (wait) u->when_started([&started](const std::string& err) { started.set_value(err); });
     u->launch();

@@ -42,10 +42,12 @@ struct program_options {
   std::vector<int> success_codes{0};   // exits that count as clean
   bool restart_on_exit = false;        // restart after a clean exit too
   std::optional<backoff_policy> backoff;  // this program's restart backoff (default: the supervisor's)
-  // This program's own failure budget: more than `max_restarts` restarts within
-  // `restart_period` and it goes fatal (left down, event fatal) while its siblings keep running.
-  // Unset: the supervisor's intensity / period. Its restarts count toward the supervisor's
-  // intensity too (the budget of the whole tree), which is checked after this one.
+  // With `own_budget`, this program has its own failure budget: more than `max_restarts`
+  // restarts within `restart_period` and it goes fatal (left down, event fatal) while its
+  // siblings keep running; unset values follow the supervisor's intensity / period. Its restarts
+  // count toward the supervisor's intensity too (the budget of the whole tree), which is
+  // checked after this one. Without it (the default) only the supervisor's intensity applies.
+  bool own_budget = false;
   std::optional<int> max_restarts;
   std::optional<std::chrono::milliseconds> restart_period;
   // false: adopted but not launched (state stopped) until start_child().
