@@ -112,9 +112,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     // restart is launched (event_loop::defer).
     if (opt.log)
       loop.defer([name = opt.name, e] {
+        const bool bad = e.kind == event_kind::gave_up || e.kind == event_kind::escalated || e.kind == event_kind::fatal;
         auto level = e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed ? spdlog::level::warn
-                     : e.kind == event_kind::gave_up || e.kind == event_kind::escalated || e.kind == event_kind::fatal
-                         ? spdlog::level::err
+                     : bad                                                               ? spdlog::level::err
                                                                                          : spdlog::level::info;
         spdlog::log(level, "[{}] {} {}{}{}{}", name, e.process_id, to_string(e.kind),
                     e.pid ? fmt::format(" pid={}", e.pid) : std::string(),
