@@ -3,6 +3,8 @@
 #include "procsup/daemon/config.hpp"
 
 #include <fcntl.h>
+#include "procsup/daemon/environment.hpp"
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -192,6 +194,9 @@ void parse_supervisor(checker& c, const toml::table& t, supervisor_config& out) 
       if (auto b = c.boolean(v, key)) out.cgroups = *b;
     } else if (k == "pid_namespace") {
       if (auto b = c.boolean(v, key)) out.pid_namespace = *b;
+    } else if (k == "exit_when") {
+      if (auto r = c.choice<exit_rule>(v, key, {{"never", exit_rule::never}, {"all_done", exit_rule::all_done}}))
+        out.exit_when = *r;
     } else {
       c.error(k.source(), key, "unknown key");
     }
@@ -277,7 +282,15 @@ std::optional<output_target> parse_output(checker& c, const toml::node& v, const
     c.error(v.source(), key, "expected \"log\", \"inherit\" or a file path");
     return std::nullopt;
   }
-  return output_target{output_target::kind::file, s->front() == '/' ? *s : base + "/" + *s};
+  output_target out{output_target::kind::file, s->front() == '/' ? *s : base + "/" + *s};
+  // The file is created at run time, its directory is not: say so now, not at the first launch.
+  const std::string dir = out.path.substr(0, std::max<std::size_t>(out.path.rfind('/'), 1));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    c.error(v.source(), key, "directory " + dir + " of " + out.path + ": " + std::strerror(errno));
+  else if (!S_ISDIR(st.st_mode))
+    c.error(v.source(), key, dir + " (the directory of " + out.path + ") is not a directory");
+  return out;
 }
 
 void resolve_user(checker& c, const toml::node& v, const std::string& key, program_config& p) {
@@ -294,6 +307,8 @@ void resolve_user(checker& c, const toml::node& v, const std::string& key, progr
   p.user = *name;
   p.uid = pw.pw_uid;
   p.gid = pw.pw_gid;
+  p.home = pw.pw_dir != nullptr ? pw.pw_dir : "/";
+  p.shell = pw.pw_shell != nullptr && *pw.pw_shell != '\0' ? pw.pw_shell : "/bin/sh";
   int n = 64;
   std::vector<gid_t> groups(static_cast<std::size_t>(n));
   if (::getgrouplist(name->c_str(), pw.pw_gid, groups.data(), &n) < 0) {
@@ -302,6 +317,88 @@ void resolve_user(checker& c, const toml::node& v, const std::string& key, progr
   }
   groups.resize(static_cast<std::size_t>(std::max(n, 0)));
   p.groups = std::move(groups);
+}
+
+// ---- issue 20: failure budget, container exit, environment (max_restarts, restart_period,
+// essential, exit_code, env_file, autostart; ${VAR} expansion of command, env and cwd).
+
+bool parse_lifecycle_key(checker& c, std::string_view k, const toml::node& v, const std::string& key,
+                         const std::string& base, program_config& p) {
+  if (k == "max_restarts") {
+    if (auto n = c.integer(v, key, 0, 1'000'000)) p.max_restarts = static_cast<int>(*n);
+  } else if (k == "restart_period") {
+    if (auto d = c.duration(v, key)) {
+      if (d->count() <= 0) c.error(v.source(), key, "must be longer than 0");
+      else p.restart_period = *d;
+    }
+  } else if (k == "essential") {
+    if (auto b = c.boolean(v, key)) p.essential = *b;
+  } else if (k == "exit_code") {
+    if (const auto* s = v.as_string()) {
+      if (s->get() != "propagate")
+        c.error(v.source(), key, "expected \"propagate\" or an exit code 0-255, got \"" + s->get() + "\"");
+    } else if (v.is_integer()) {
+      if (auto n = c.integer(v, key, 0, 255)) p.exit_code = static_cast<int>(*n);
+    } else {
+      c.wrong_type(v, key, "\"propagate\" or an exit code 0-255");
+    }
+  } else if (k == "env_file") {
+    const auto* a = v.as_array();
+    if (a == nullptr) {
+      c.wrong_type(v, key, "an array of paths");
+      return true;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const std::string ikey = key + "[" + std::to_string(i) + "]";
+      auto path = c.string((*a)[i], ikey);
+      if (!path) continue;
+      // systemd's "-" prefix: a file that does not exist is skipped.
+      const bool optional = !path->empty() && path->front() == '-';
+      std::string file = optional ? path->substr(1) : *path;
+      if (file.empty()) {
+        c.error((*a)[i].source(), ikey, "empty path");
+        continue;
+      }
+      if (file.front() != '/') file = base + "/" + file;
+      p.env_files.push_back((optional ? "-" : "") + file);
+      if (optional && ::access(file.c_str(), F_OK) != 0 && errno == ENOENT) continue;
+      auto loaded = load_env_file(file);
+      if (auto* errors = std::get_if<std::vector<config_error>>(&loaded)) {
+        // The env file's own file:line, after where the config names it.
+        for (const auto& e : *errors)
+          c.error((*a)[i].source(), ikey, e.line > 0 ? e.file + ":" + std::to_string(e.line) + ": " + e.message
+                                                     : e.file + ": " + e.message);
+        continue;
+      }
+      for (auto& entry : std::get<env_entries>(loaded)) p.file_env.push_back(std::move(entry));
+    }
+  } else if (k == "autostart") {
+    if (auto b = c.boolean(v, key)) p.autostart = *b;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// After the whole [[program]] table: ${VAR} expansion (from procsup's environment, so `check`
+// reports an unset variable) and the checks that need several keys.
+void finish_lifecycle_keys(checker& c, const toml::table& t, const std::string& prefix, program_config& p) {
+  const auto lookup = process_environment();
+  auto expand = [&](std::string& value, const toml::node* where, const std::string& key) {
+    std::string error;
+    if (auto out = expand_variables(value, lookup, error)) value = std::move(*out);
+    else c.error(where != nullptr ? where->source() : t.source(), key, error);
+  };
+  if (const auto* a = t["command"].as_array(); a != nullptr && a->size() == p.command.size())
+    for (std::size_t i = 0; i < p.command.size(); ++i)
+      expand(p.command[i], a->get(i), prefix + ".command[" + std::to_string(i) + "]");
+  if (const auto* e = t["env"].as_table())
+    for (auto& [name, value] : p.env) expand(value, e->get(name), prefix + ".env." + name);
+  if (const auto* cwd = t["cwd"].node(); cwd != nullptr && cwd->is_string()) expand(p.cwd, cwd, prefix + ".cwd");
+  if (p.exit_code && !p.essential && p.strategy != restart_strategy::escalate)
+    c.error(t["exit_code"].node()->source(), prefix + ".exit_code",
+            "has no effect: procsup ends with a program's exit only when it is essential = true or has "
+            "strategy = \"escalate\"");
 }
 
 void parse_program(checker& c, const toml::table& t, const std::string& prefix, const std::string& base, program_config& p) {
@@ -405,12 +502,15 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
       if (auto d = c.duration(v, key)) p.ready_timeout = *d;
     } else if (k == "hang_timeout") {
       if (auto d = c.duration(v, key)) p.hang_timeout = *d;
+    } else if (parse_lifecycle_key(c, k.str(), v, key, base, p)) {
+      // issue 20's keys (below)
     } else {
       c.error(k.source(), key, "unknown key");
     }
   }
   if (!have_name) c.error(t.source(), prefix + ".name", "missing (every program needs a name)");
   if (!have_command) c.error(t.source(), prefix + ".command", "missing (the program's argv)");
+  finish_lifecycle_keys(c, t, prefix, p);
 }
 
 config_result parse_table(checker& c, const toml::table& root, const std::string& file) {
@@ -609,6 +709,14 @@ std::string_view to_string(restart_strategy s) {
     case restart_strategy::restart: return "restart";
     case restart_strategy::stop: return "stop";
     case restart_strategy::escalate: return "escalate";
+  }
+  return "?";
+}
+
+std::string_view to_string(exit_rule r) {
+  switch (r) {
+    case exit_rule::never: return "never";
+    case exit_rule::all_done: return "all_done";
   }
   return "?";
 }

@@ -204,7 +204,7 @@ void log_lifecycle_event(const lifecycle_event& e) noexcept {
     }
     auto level = spdlog::level::info;
     if (e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed) level = spdlog::level::warn;
-    if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated) level = spdlog::level::err;
+    if (e.kind == event_kind::gave_up || e.kind == event_kind::escalated || e.kind == event_kind::fatal) level = spdlog::level::err;
     log_event(level, "[" + e.process_id + "] " + to_string(e.kind), f, only);
   } catch (...) {
   }

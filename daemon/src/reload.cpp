@@ -32,7 +32,10 @@ bool same_program(const program_config& a, const program_config& b) {
          a.stop_signal == b.stop_signal && a.stop_timeout == b.stop_timeout && a.backoff == b.backoff &&
          same_limits(a.limits, b.limits) && a.resources == b.resources && a.stdout_target == b.stdout_target &&
          a.stderr_target == b.stderr_target && a.log_max_size == b.log_max_size && a.log_keep == b.log_keep &&
-         a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout;
+         a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout &&
+         a.home == b.home && a.shell == b.shell && a.max_restarts == b.max_restarts &&
+         a.restart_period == b.restart_period && a.essential == b.essential && a.exit_code == b.exit_code &&
+         a.env_files == b.env_files && a.file_env == b.file_env && a.autostart == b.autostart;
 }
 
 std::string reload_plan::summary() const {

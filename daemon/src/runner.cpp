@@ -24,6 +24,8 @@
 
 #include "procsup/daemon/containment.hpp"
 #include "procsup/daemon/control.hpp"
+#include "procsup/daemon/environment.hpp"
+#include "procsup/daemon/exit_policy.hpp"
 #include "procsup/daemon/exit_codes.hpp"
 #include "procsup/daemon/logging.hpp"
 #include "procsup/daemon/notify.hpp"
@@ -120,7 +122,8 @@ class daemon_runner {
     so.on_escalate = [this](const std::string& cause) {
       log_event(spdlog::level::critical, "giving up", {{"cause", cause}});
       notify_.status("gave up: " + cause);
-      begin_shutdown(exit_codes::gave_up);
+      // A program that escalated hands procsup its own exit code (tini's rule), not "gave up".
+      begin_shutdown(escalation_code_.value_or(exit_codes::gave_up));
     };
     sup_ = std::make_unique<supervisor>(so);
 
@@ -133,6 +136,7 @@ class daemon_runner {
     for (const auto& p : programs_)
       for (int i = 0; i < p.instances; ++i) start_instance(p, i);
     launched_ = true;
+    if (cfg_.supervisor.exit_when == exit_rule::all_done) loop_.post([this] { check_all_done(); });
 
     if (auto every = notify_.watchdog_interval()) schedule_watchdog(*every);
     if (opt_.exit_after)
@@ -153,6 +157,7 @@ class daemon_runner {
     int index;
     std::string id;
     std::shared_ptr<detail::unit> unit;
+    bool could_not_start = false;  // its last launch failed before the program ran
   };
 
   bool open_control() {
@@ -191,9 +196,10 @@ class daemon_runner {
 
     program_options o;
     o.name = inst.id;
-    o.exec.path = p.command.at(0);
-    o.exec.argv = p.command;
-    o.exec.env = environment_for(p);
+    for (const auto& arg : p.command) o.exec.argv.push_back(expand_instance(arg, index));
+    o.exec.path = o.exec.argv.at(0);
+    o.exec.env = instance_environment(p, strip_notify_environment(current_environment()), index, inst.id,
+                                      p.uid && ::geteuid() == 0);
     o.exec.setup.new_session = true;
     o.exec.setup.parent_death_signal = SIGKILL;
     // run() leaves no signal ignored or caught in procsup, so a child has nothing to reset
@@ -230,6 +236,10 @@ class daemon_runner {
       if (!o.cgroup)
         log_event(spdlog::level::warn, "[" + inst.id + "] no cgroup: process group only", {{"error", error}});
     }
+    o.own_budget = true;  // a program over it goes fatal alone (issue 20)
+    o.max_restarts = p.max_restarts;
+    o.restart_period = p.restart_period;
+    o.autostart = p.autostart;
     o.backoff = backoff_policy{p.backoff.initial, std::max(p.backoff.initial, std::chrono::milliseconds(100)),
                                p.backoff.max, std::chrono::milliseconds(10'000)};
     o.protocol = p.ready == readiness::protocol;
@@ -237,22 +247,15 @@ class daemon_runner {
     o.request_timeout = p.hang_timeout;
     const std::string id = inst.id;
     o.prepare_launch = [this, &p, id](child_setup& s) { return output_.prepare(p, id, s); };
-    inst.unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
+    // Listed before the launch: a launch that fails at once already reports events about it.
     instances_.push_back(std::move(inst));
-  }
-
-  std::vector<std::string> environment_for(const program_config& p) {
-    auto env = strip_notify_environment(current_environment());
-    for (const auto& [k, v] : p.env) {
-      const std::string prefix = k + "=";
-      auto it = std::find_if(env.begin(), env.end(), [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
-      if (it != env.end()) *it = prefix + v;
-      else env.push_back(prefix + v);
-    }
-    return env;
+    const std::size_t at = instances_.size() - 1;
+    auto unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
+    instances_[at].unit = std::move(unit);
   }
 
   void on_event(const lifecycle_event& e) {
+    ends_procsup(e);
     // The run's last output first, then its end.
     if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
     // The log line of an exit, and of the restart it causes, is written once the new instance is
@@ -263,7 +266,42 @@ class daemon_runner {
       log_lifecycle_event(shown);
       check_ready();  // after the line, so "ready" follows the event that made it so
       if (!waits_.empty()) settle_waits(&e);  // ctl start / stop / restart replies
+      // Posted: the lines of this event's other deferred events (its "stopped") come first.
+      if (cfg_.supervisor.exit_when == exit_rule::all_done) loop_.post([this] { check_all_done(); });
     });
+  }
+
+  // Issue 20: an essential program that ended for good, or one that escalated, ends procsup
+  // with its exit code (exit_policy.hpp). Called from the event sink, before the supervisor acts.
+  void ends_procsup(const lifecycle_event& e) {
+    auto it = std::find_if(instances_.begin(), instances_.end(), [&](const instance& i) { return i.id == e.process_id; });
+    if (it == instances_.end()) return;  // the supervisor's own events
+    if (e.kind == event_kind::spawned) it->could_not_start = false;
+    if (e.kind == event_kind::spawn_failed) it->could_not_start = true;
+    if (shutting_down_) return;
+    const int status = it->unit ? it->unit->info().last_exit_status : -1;
+    if (e.kind == event_kind::escalated) {
+      escalation_code_ = escalation_exit_code(*it->cfg, status, it->could_not_start);
+      return;
+    }
+    if (auto code = essential_exit_code(*it->cfg, e.kind, status, it->could_not_start)) {
+      const std::string id = it->id;
+      const int c = *code;
+      log_event(spdlog::level::warn, "essential program ended: stopping",
+                {{"program", it->cfg->name}, {"instance", id}, {"event", to_string(e.kind)}, {"exit_code", c}});
+      // Once the supervisor has finished handling the event (it may be inside a restart).
+      loop_.post([this, c] { begin_shutdown(c); });
+    }
+  }
+
+  void check_all_done() {
+    // Not while the first launches are under way: a batch program may end before the next starts.
+    if (!launched_ || shutting_down_ || reloading_) return;
+    std::vector<process_state> states;
+    for (auto& i : instances_) states.push_back(i.unit ? i.unit->state() : process_state::starting);
+    if (!all_ended(states)) return;
+    log_event(spdlog::level::info, "every program has ended (exit_when = \"all_done\"): stopping");
+    begin_shutdown(exit_codes::clean);
   }
 
   // Every instance costs procsup about five fds (pidfd, both ends of its stdout and stderr
@@ -290,10 +328,15 @@ class daemon_runner {
     if (ready_sent_ && (shutting_down_ || !notify_.enabled())) return;
     int running = 0, starting = 0, failed = 0;
     for (auto& i : instances_) {
+      if (!i.unit) {  // being launched (start_instance lists it first)
+        ++starting;
+        continue;
+      }
       switch (i.unit->state()) {
         case process_state::running: ++running; break;
         case process_state::starting: ++starting; break;
-        case process_state::failed: ++failed; break;
+        case process_state::failed:
+        case process_state::fatal: ++failed; break;
         default: break;
       }
     }
@@ -468,6 +511,10 @@ class daemon_runner {
                               e->kind == event_kind::stopped || e->kind == event_kind::escalated);
         if (failure && w.cmd != "stop") t.failure = e->cause.empty() ? to_string(e->kind) : e->cause;
         const auto* i = find_instance(t.id);
+        if (i != nullptr && !i->unit) {  // being launched right now (start_instance lists it first)
+          all = false;
+          continue;
+        }
         if (i == nullptr) {
           t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": removed by a reload"}};
         } else if (!t.failure.empty()) {
@@ -540,6 +587,7 @@ class daemon_runner {
       return {{"ok", false}, {"error", "invalid config " + cfg_.path + ", nothing changed"}, {"errors", lines}};
     }
     config next = std::get<config>(std::move(loaded));
+    cfg_.supervisor.exit_when = next.supervisor.exit_when;  // read at every end of a program
 
     std::vector<const program_config*> running;
     for (const auto& p : programs_) running.push_back(&p);
@@ -773,6 +821,7 @@ class daemon_runner {
   output_router output_{loop_};
   std::optional<rlimit_setting> inherited_nofile_;  // the fd limit procsup was started with
   int exit_code_ = exit_codes::clean;
+  std::optional<int> escalation_code_;  // set when a program escalated (see ends_procsup)
   bool shutting_down_ = false;
   bool ready_sent_ = false;
   bool launched_ = false;  // every instance has been launched once (READY=1 waits for that)

@@ -83,6 +83,10 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     strategy strat = strategy::restart;
     bool restart_on_exit = false;
     std::optional<backoff_policy> backoff;
+    bool own_budget = false;                              // program_options::own_budget
+    std::optional<int> max_restarts;                      //   (unset: the supervisor's)
+    std::optional<std::chrono::milliseconds> restart_period;
+    restart_window budget;                                // restarts spent against it
     std::string stop_group;  // children of one group are stopped together (see stop_sequence)
     int consecutive = 0;
     event_loop::timer_id restart_timer = 0;
@@ -97,7 +101,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   std::weak_ptr<supervisor_core> parent;
   std::deque<child> children;
   std::unordered_map<std::string, std::vector<std::size_t>> by_id;  // indices into children, by id
-  std::deque<steady::time_point> restart_log;
+  restart_window restart_log;  // the whole tree's restart intensity
   bool stopped = false;  // stop() was called: final
   bool down = false;     // gave up / escalated: children stopped until a parent restarts us
   bool gave_up = false;
@@ -108,8 +112,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     // restart is launched (event_loop::defer).
     if (opt.log)
       loop.defer([name = opt.name, e] {
+        const bool bad = e.kind == event_kind::gave_up || e.kind == event_kind::escalated || e.kind == event_kind::fatal;
         auto level = e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed ? spdlog::level::warn
-                     : e.kind == event_kind::gave_up || e.kind == event_kind::escalated ? spdlog::level::err
+                     : bad                                                               ? spdlog::level::err
                                                                                          : spdlog::level::info;
         spdlog::log(level, "[{}] {} {}{}{}{}", name, e.process_id, to_string(e.kind),
                     e.pid ? fmt::format(" pid={}", e.pid) : std::string(),
@@ -173,7 +178,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   }
 
   void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit,
-             std::optional<backoff_policy> backoff = std::nullopt, std::string stop_group = {}) {
+             std::optional<backoff_policy> backoff = std::nullopt, std::string stop_group = {},
+             bool own_budget = false, std::optional<int> max_restarts = std::nullopt,
+             std::optional<std::chrono::milliseconds> restart_period = std::nullopt) {
     u->set_strategy(s);
     std::weak_ptr<supervisor_core> weak = weak_from_this();
     u->emit = [weak](const lifecycle_event& e) {
@@ -191,6 +198,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     c.strat = s;
     c.restart_on_exit = restart_on_exit;
     c.backoff = backoff;
+    c.own_budget = own_budget;
+    c.max_restarts = max_restarts;
+    c.restart_period = restart_period;
     c.stop_group = std::move(stop_group);
     c.started = steady::now();
     add(std::move(c));
@@ -232,13 +242,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     handle_failure(*c, "could not start: " + err.message, steady::duration::zero());
   }
 
-  bool allow_restart() {
-    const auto now = steady::now();
-    while (!restart_log.empty() && now - restart_log.front() > opt.period) restart_log.pop_front();
-    if (static_cast<int>(restart_log.size()) >= opt.intensity) return false;
-    restart_log.push_back(now);
-    return true;
-  }
+  bool allow_restart() { return restart_log.try_spend(steady::now(), opt.intensity, opt.period); }
 
   void handle_failure(child& c, const std::string& cause, steady::duration uptime) {
     const std::string id = c.id();
@@ -254,6 +258,19 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
         return;
       case strategy::restart:
         break;
+    }
+    // The child's own budget first: a crash-looping program goes fatal alone (supervisord's
+    // FATAL) instead of spending the whole tree's intensity.
+    const int own_max = c.max_restarts.value_or(opt.intensity);
+    const auto own_period = c.restart_period.value_or(opt.period);
+    if (c.u && c.own_budget && !c.budget.try_spend(steady::now(), own_max, own_period)) {
+      if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
+      c.u->set_final(process_state::fatal, "process " + id + " is fatal: " + cause);
+      emit(event(event_kind::fatal, id, 0,
+                 "more than " + std::to_string(own_max) + " restarts in " + std::to_string(own_period.count()) +
+                     " ms (last: " + cause + ")",
+                 c.u->info().restart_count));
+      return;
     }
     if (!allow_restart()) {
       if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
@@ -403,6 +420,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
   void restart_all() {
     down = false;
     restart_log.clear();
+    for (auto& c : children) c.budget.clear();
     started = steady::now();
     for (auto& c : children) {
       if (c.removed) continue;
@@ -553,11 +571,13 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   std::promise<std::string> started;
   auto f = started.get_future();
   core_->loop.call([&] {
-    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group);
+    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group, o.own_budget, o.max_restarts,
+                o.restart_period);
+    if (!o.autostart) return;  // adopted, stopped: start_child() launches it
     if (wait) u->when_started([&started](const std::string& err) { started.set_value(err); });
     u->launch();
   });
-  if (wait) {
+  if (wait && o.autostart) {
     if (auto err = f.get(); !err.empty()) throw process_error("program " + u->id() + " failed to start: " + err);
   }
   return u;
@@ -639,6 +659,7 @@ bool supervisor::start_child(const std::string& id) {
     if (c == nullptr) return false;
     if (c->u && c->u->pid() == 0) {
       c->consecutive = 0;
+      c->budget.clear();  // started by hand: a fatal program gets its whole budget again
       c->started = std::chrono::steady_clock::now();
       c->u->launch();
     } else if (c->sub && c->sub->down) {
@@ -682,6 +703,7 @@ bool supervisor::restart_child(const std::string& id) {
     auto relaunch = [core, id, on_loop, &done] {
       if (auto* x = core->find(id); x != nullptr && !core->stopped) {
         x->consecutive = 0;
+        x->budget.clear();
         core->relaunch(*x, true);
       }
       if (!on_loop) done.set_value();

@@ -14,6 +14,7 @@ const char* to_string(process_state s) noexcept {
     case process_state::stopping: return "stopping";
     case process_state::stopped: return "stopped";
     case process_state::failed: return "failed";
+    case process_state::fatal: return "fatal";
   }
   return "?";
 }
@@ -47,6 +48,7 @@ const char* to_string(event_kind k) noexcept {
     case event_kind::escalated: return "escalated";
     case event_kind::gave_up: return "gave_up";
     case event_kind::spawn_failed: return "spawn_failed";
+    case event_kind::fatal: return "fatal";
   }
   return "?";
 }

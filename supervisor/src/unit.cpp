@@ -312,6 +312,7 @@ std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
     switch (state_) {
       case process_state::stopped:
       case process_state::failed:
+      case process_state::fatal:
       case process_state::stopping:
         st->fail("process " + spec_.id + " is " + to_string(state_) +
                  (last_error_.empty() ? std::string() : " (last error: " + last_error_ + ")"));
@@ -814,8 +815,8 @@ void unit::request_stop(std::function<void()> done, bool for_restart) {
         restart_after_stop_ = true;
       }
     } else if (pid == 0) {
-      // A failed instance stays failed (info() keeps saying so); anything else is now stopped.
-      if (state_ != process_state::failed) state_ = process_state::stopped;
+      // A failed (or fatal) instance stays so (info() keeps saying so); anything else is now stopped.
+      if (state_ != process_state::failed && state_ != process_state::fatal) state_ = process_state::stopped;
       fail_all_locked(pending_, "process " + spec_.id + " was stopped");
     } else {
       stopping_ = true;

@@ -14,15 +14,22 @@
 //   print-pid-then-sleep   print getpid() + "\n", sleep forever
 //   getrlimit nofile       print the soft and hard RLIMIT_NOFILE: "SOFT HARD\n" (-1 = unlimited)
 //   alloc MB               allocate and touch MB MiB: print "ok\n" and exit 0, or "failed\n", exit 1
+//   print-env NAME...      print "NAME=value\n" (or "NAME unset\n") for each NAME, exit 0
+//   listen-tcp PORT        listen on 127.0.0.1:PORT, print "listening PORT\n", sleep forever
+//                          (exit 3 with "bind: <error>\n" if it cannot)
 //
 // Output goes straight through write(2) (no stdio buffering). Usage errors exit 64.
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -162,6 +169,28 @@ int main(int argc, char** argv) {
     std::free(p);
     out("ok\n");
     return 0;
+  }
+  if (mode == "print-env") {
+    for (int i = 2; i < argc; ++i) {
+      const char* value = std::getenv(argv[i]);
+      out(std::string(argv[i]) + (value != nullptr ? std::string("=") + value : std::string(" unset")) + "\n");
+    }
+    return 0;
+  }
+  if (mode == "listen-tcp") {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(std::atoi(arg.c_str())));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0) {
+      out(std::string("bind: ") + std::strerror(errno) + "\n");
+      return 3;
+    }
+    out("listening " + arg + "\n");
+    sleep_forever();
   }
   return usage();
 }

@@ -60,7 +60,9 @@ TEST_F(program_restart, a_crash_loop_backs_off_then_gives_up_with_exit_3_and_no_
       "[[program]]\nname = \"bystander\"\ncommand = " + toml_argv({test_target, "print-pid-then-sleep", tag}) +
           "\ninstances = 2\n\n"
           "[[program]]\nname = \"crasher\"\ncommand = " +
-          toml_argv({test_target, "segv", tag}) + "\nbackoff = { initial = \"0s\", max = \"5s\" }\n",
+          toml_argv({test_target, "segv", tag}) + "\nbackoff = { initial = \"0s\", max = \"5s\" }\n"
+          // its own budget (default: the intensity, then it would go fatal alone) above the tree's
+          "max_restarts = 100\n",
       "intensity = 4\nperiod = \"60s\"\n");
   procsup_process p({"--log-format", "json", "run", cfg});
 

@@ -14,8 +14,8 @@ namespace {
 using namespace std::chrono_literals;
 namespace pd = procsup::daemon;
 
-pd::config parse_ok(const std::string& text) {
-  auto r = pd::parse_config(text, "/etc/procsup/test.toml");
+pd::config parse_ok(const std::string& text, const std::string& file = "/etc/procsup/test.toml") {
+  auto r = pd::parse_config(text, file);
   if (auto* errors = std::get_if<std::vector<pd::config_error>>(&r)) {
     std::string all;
     for (const auto& e : *errors) all += e.to_string() + "\n";
@@ -54,7 +54,7 @@ stop_signal = "INT"
 stop_timeout = "1500ms"
 backoff = { initial = "0s", max = "30s" }
 limits = { nofile = 1024, as = "1GiB", cpu = "60s" }
-stdout = "logs/api.out"
+stdout = "api.out"
 stderr = "inherit"
 log_max_size = "10MiB"
 log_keep = 3
@@ -65,7 +65,8 @@ hang_timeout = "1h"
 [[program]]
 name = "plain"
 command = ["sleep", "1000"]
-)");
+)",
+                            "/tmp/test.toml");  // an existing directory: an output file's must exist
   EXPECT_EQ(cfg.supervisor.policy, pd::group_policy::rest_for_one);
   EXPECT_EQ(cfg.supervisor.intensity, 7);
   EXPECT_EQ(cfg.supervisor.period, 120s);
@@ -95,7 +96,7 @@ command = ["sleep", "1000"]
     else if (l.resource == RLIMIT_CPU) EXPECT_EQ(l.soft, 60U);
     else ADD_FAILURE() << "unexpected limit " << l.resource;
   }
-  EXPECT_EQ(p.stdout_target, (pd::output_target{pd::output_target::kind::file, "/etc/procsup/logs/api.out"}));
+  EXPECT_EQ(p.stdout_target, (pd::output_target{pd::output_target::kind::file, "/tmp/api.out"}));
   EXPECT_EQ(p.stderr_target.where, pd::output_target::kind::inherit);
   EXPECT_EQ(p.log_max_size, 10ULL << 20);
   EXPECT_EQ(p.log_keep, 3);

@@ -20,6 +20,7 @@ namespace procsup::daemon {
 enum class group_policy { one_for_one, one_for_all, rest_for_one };
 enum class restart_strategy { restart, stop, escalate };
 enum class readiness { none, exit, protocol };  // when an instance counts as up
+enum class exit_rule { never, all_done };         // [supervisor] exit_when
 
 // Where a child's stdout / stderr go: procsup's log (default), procsup's own fd, or a file.
 struct output_target {
@@ -44,6 +45,7 @@ struct supervisor_config {
   int intensity = 5;                           // at most this many restarts ...
   std::chrono::milliseconds period{60'000};    // ... within this window, else give up
   std::string socket = "/run/procsup.sock";    // control socket
+  exit_rule exit_when = exit_rule::never;      // all_done: exit 0 once every program has ended for good
 };
 
 // Limits the kernel enforces per instance through its cgroup (v2 controllers memory, cpu,
@@ -76,6 +78,8 @@ struct program_config {
   std::optional<uid_t> uid;         //   getpwnam's uid / gid
   std::optional<gid_t> gid;
   std::vector<gid_t> groups;        //   and the user's supplementary groups (getgrouplist)
+  std::string home;                 //   pw_dir and pw_shell: HOME and SHELL after the drop
+  std::string shell;
   int stop_signal = 15;             // SIGTERM
   std::chrono::milliseconds stop_timeout{10'000};  // then SIGKILL to the whole process group
   backoff_config backoff;
@@ -88,6 +92,14 @@ struct program_config {
   readiness ready = readiness::none;
   std::chrono::milliseconds ready_timeout{10'000};
   std::chrono::milliseconds hang_timeout{0};  // 0 = no hang detection
+  // Issue 20 (failure budget, container exit, environment); see docs/config.md.
+  std::optional<int> max_restarts;                        // own budget; unset: [supervisor] intensity
+  std::optional<std::chrono::milliseconds> restart_period;  //   and period
+  bool essential = false;            // its end for good (fatal; strategy stop: any exit) ends procsup
+  std::optional<int> exit_code;      // procsup's exit code then; nullopt = "propagate"
+  std::vector<std::string> env_files;  // absolute paths, in order ("-" prefix kept: optional file)
+  std::vector<std::pair<std::string, std::string>> file_env;  // their entries, read at load
+  bool autostart = true;             // false: started only by `ctl start`
   int line = 0;                               // where the [[program]] table starts (for messages)
 };
 
@@ -127,5 +139,6 @@ std::string signal_name(int sig);  // "SIGTERM"; "SIG42" when unnamed
 std::string_view to_string(group_policy p);
 std::string_view to_string(restart_strategy s);
 std::string_view to_string(readiness r);
+std::string_view to_string(exit_rule r);
 
 }  // namespace procsup::daemon

@@ -15,6 +15,7 @@
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
 #include "procsup/supervisor/process.hpp"
+#include "procsup/supervisor/restart_window.hpp"
 #include "procsup/supervisor/types.hpp"
 
 namespace procsup {
@@ -42,6 +43,16 @@ struct program_options {
   std::vector<int> success_codes{0};   // exits that count as clean
   bool restart_on_exit = false;        // restart after a clean exit too
   std::optional<backoff_policy> backoff;  // this program's restart backoff (default: the supervisor's)
+  // With `own_budget`, this program has its own failure budget: more than `max_restarts`
+  // restarts within `restart_period` and it goes fatal (left down, event fatal) while its
+  // siblings keep running; unset values follow the supervisor's intensity / period. Its restarts
+  // count toward the supervisor's intensity too (the budget of the whole tree), which is
+  // checked after this one. Without it (the default) only the supervisor's intensity applies.
+  bool own_budget = false;
+  std::optional<int> max_restarts;
+  std::optional<std::chrono::milliseconds> restart_period;
+  // false: adopted but not launched (state stopped) until start_child().
+  bool autostart = true;
   // Children are stopped one by one in reverse start order; consecutive children with the same
   // non-empty stop_group (e.g. the instances of one program) are stopped together.
   std::string stop_group;
@@ -130,7 +141,7 @@ class supervisor {
   void stop();
 
   // Control by child id (the procsup program's ctl). false if there is no such child. On the
-  // loop thread they only start the work (a stop or restart completes later); from any other
+  // loop thread they only start the work (start_child of a fatal child resets its budget) (a stop or restart completes later); from any other
   // thread they wait for it.
   bool start_child(const std::string& id);
   bool stop_child(const std::string& id);

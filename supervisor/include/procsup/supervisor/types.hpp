@@ -10,7 +10,9 @@
 
 namespace procsup {
 
-enum class process_state { starting, running, stopping, stopped, failed };
+// fatal: a program over its own restart budget (max_restarts / restart_period); it stays down
+// until started again by hand, while its siblings keep running.
+enum class process_state { starting, running, stopping, stopped, failed, fatal };
 const char* to_string(process_state s) noexcept;
 
 // What a supervisor does when one of its children fails.
@@ -39,6 +41,7 @@ enum class event_kind {
   escalated,     // its failure is handed to the parent supervisor / the owner
   gave_up,       // restart intensity exceeded: the supervisor stops its children and escalates
   spawn_failed,  // fork/exec failed (EAGAIN, missing binary...): retried with backoff or strategy
+  fatal,         // the child exceeded its own restart budget: left down (state fatal), siblings unaffected
 };
 const char* to_string(event_kind k) noexcept;
 
