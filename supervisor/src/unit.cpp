@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
+#include <iterator>
 
 #include "procsup/shm/futex.hpp"
 #include "procsup/worker/behavior.hpp"
@@ -77,7 +79,7 @@ unit::~unit() {
   sys::close_fd(setup_report_fd_);
   // Owners stop units before dropping them; whatever is still waiting must not hang.
   std::lock_guard lk(mu_);
-  for (auto& [id, st] : inflight_) st->fail("process " + spec_.id + " was destroyed");
+  for (auto& [id, r] : inflight_) r.state->fail("process " + spec_.id + " was destroyed");
   inflight_.clear();
   fail_all_locked(pending_, "process " + spec_.id + " was destroyed");
 }
@@ -196,7 +198,7 @@ void unit::launch() {
       chan_->seal_in_parent();
       ep_ = chan_->parent_end();
       ep_valid_ = true;
-      next_id_ = 1;
+      send_start_locked();
     }
   }
   if (emit) {
@@ -259,7 +261,7 @@ void unit::flush_pending_locked() {
     if (st == shm::ring_status::full) return;
     if (st == shm::ring_status::ok) {
       ++next_id_;
-      inflight_.emplace(id, std::move(p.state));
+      inflight_.emplace(id, std::move(p));
     } else if (st == shm::ring_status::too_large) {
       p.state->fail("request of " + std::to_string(p.body.size()) + " bytes exceeds process " + spec_.id +
                     "'s channel limit of " + std::to_string(ep_.max_body()) + " bytes");
@@ -291,7 +293,7 @@ std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
           auto r = ep_.try_send(ipc::frame_kind::request, id, body);
           if (r == shm::ring_status::ok) {
             ++next_id_;
-            inflight_.emplace(id, st);
+            inflight_.emplace(id, pending_send{std::move(body), st});  // kept in case it must be re-sent
             goto sent;
           }
           if (r == shm::ring_status::too_large) {
@@ -338,26 +340,33 @@ void unit::drain_locked() {
     }
     switch (m.kind) {
       case ipc::frame_kind::reply:
-      case ipc::frame_kind::error: {
+      case ipc::frame_kind::error:
+      case ipc::frame_kind::rejected: {
         std::shared_ptr<reply_state> st;
+        std::vector<std::byte> answered_body;  // freed after the lock
         if (m.id == 0 && m.kind == ipc::frame_kind::error) {
           init_error_ = as_text(m.body);
         } else {
           std::lock_guard lk(mu_);
           auto it = inflight_.find(m.id);
           if (it != inflight_.end()) {
-            st = std::move(it->second);
+            st = std::move(it->second.state);
+            answered_body = std::move(it->second.body);
             inflight_.erase(it);
+            last_answered_ = m.id;  // answered: never sent again
           }
-          // An error frame means handle() threw and the instance is on its way out: sends from
+          // An error frame says handle() threw and the instance is on its way out: sends from
           // now on wait for the next instance instead of going to the dying one.
           // (Also without a restart: such sends then fail once its exit is confirmed, naming how
-          // it failed, rather than racing the dying instance.)
+          // it failed, rather than racing the dying instance.) A rejected frame fails its
+          // request alone: the instance goes on serving.
           if (m.kind == ipc::frame_kind::error && state_ == process_state::running) state_ = process_state::starting;
         }
         if (st) {
           if (m.kind == ipc::frame_kind::reply) {
             st->fulfill(m.body);
+          } else if (m.kind == ipc::frame_kind::rejected) {
+            st->fail(as_text(m.body));
           } else {
             handler_error_ = as_text(m.body);
             st->fail(handler_error_);
@@ -566,6 +575,44 @@ void unit::drop_channel_locked() {
   chan_.reset();
 }
 
+void unit::send_start_locked() {
+  next_id_ = 1;
+  last_answered_ = 0;
+  start_info info{spec_.id, ++instances_, restarts_, last_error_, last_exit_status_};
+  // A fresh ring holds the frame unless it is tiny: shorten the texts to fit, or send an empty
+  // body (the child then gets a default start_info) rather than none (it would wait for ever).
+  const std::size_t room = ep_.max_body();
+  auto body = worker::encode_start_info(info);
+  if (body.size() > room) {
+    const std::size_t over = body.size() - room;
+    info.last_error.resize(info.last_error.size() > over ? info.last_error.size() - over : 0);
+    body = worker::encode_start_info(info);
+    if (body.size() > room) body.clear();
+  }
+  (void)ep_.try_send(ipc::frame_kind::start, 0, body);  // a fresh ring has room for it
+}
+
+void unit::requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted) {
+  if (lost.empty() || state_ != process_state::starting || !trusted) return;
+  // An honest child handles requests in id order and answers each before it starts the next, so
+  // the one it can have started is the oldest unanswered (and it published that id before
+  // starting it), and every request in flight is newer than the last one it answered.
+  const std::uint64_t oldest = lost.begin()->first;
+  if (oldest <= last_answered_) return;
+  if (handling != 0 && handling != last_answered_ && handling != oldest) return;  // not its honest word
+  std::deque<pending_send> again;
+  for (auto it = lost.begin(); it != lost.end();) {
+    if (it->first == handling) {
+      ++it;  // in progress when it died: fails with the cause (at most once)
+      continue;
+    }
+    again.push_back(std::move(it->second));
+    it = lost.erase(it);
+  }
+  // Ahead of the sends queued meanwhile: those were made after these (they were not in the ring).
+  pending_.insert(pending_.begin(), std::make_move_iterator(again.begin()), std::make_move_iterator(again.end()));
+}
+
 void unit::on_setup_report() {
   launch_error err;
   const auto st = read_setup_report(setup_report_fd_, err);
@@ -611,13 +658,16 @@ void unit::on_exit(int status) {
 
   instance_end end;
   end.wait_status = status;
-  std::map<std::uint64_t, std::shared_ptr<reply_state>> lost;
+  std::map<std::uint64_t, pending_send> lost;
   bool restart_after = false;  // stopped as part of a restart (request_stop for_restart)
   {
     std::lock_guard rk(recv_mu_);
     drain_locked();  // replies written before it died are good
     end.cause = exit_cause(status);
     std::lock_guard lk(mu_);
+    // What the child said it was handling, and whether its channel is sound (before it goes).
+    const std::uint64_t handling = ep_valid_ ? ep_.published_handling() : 0;
+    const bool trusted = ep_valid_ && !ep_.broken() && protocol_error_.empty();
     drop_channel_locked();
     lost.swap(inflight_);
     end.requested = stopping_;
@@ -638,11 +688,13 @@ void unit::on_exit(int status) {
     // Stopped to be started again: sends queued meanwhile wait for the next instance.
     if (end.requested && restart_after) state_ = process_state::starting;
     stopping_ = false;
+    // The requests it never started wait for the next instance; the one in progress fails.
+    requeue_unstarted_locked(lost, handling, trusted);
   }
   // The event sink hears of the exit now (the zombie may still be there until a restart is
   // launched); whoever else learns of it finds the process reaped.
   if (!lost.empty() || !start_waiters_.empty() || end.requested) loop_.reap_exited();
-  for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
+  for (auto& [id, r] : lost) r.state->fail("process " + spec_.id + " " + end.cause);
   if (emit)
     emit({end.clean ? event_kind::exited : event_kind::crashed, spec_.id, dead, std::chrono::system_clock::now(),
           end.cause, restarts_, {}});

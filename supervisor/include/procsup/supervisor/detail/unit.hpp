@@ -159,7 +159,11 @@ class unit : public std::enable_shared_from_this<unit> {
   ipc::endpoint ep_;
   bool ep_valid_ = false;
   std::uint64_t next_id_ = 1;
-  std::map<std::uint64_t, std::shared_ptr<reply_state>> inflight_;
+  // Requests written to the current instance's ring and not answered yet, by id (= send order).
+  // Each keeps its body: one the instance never started is sent again to the next instance.
+  std::map<std::uint64_t, pending_send> inflight_;
+  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (recv_mu_ + mu_)
+  std::uint64_t instances_ = 0;      // instances launched with a channel (start_info::instance)
   std::deque<pending_send> pending_;
   bool stopping_ = false;
   bool restart_after_stop_ = false;  // the stop under way is part of a restart: keep the queue
@@ -193,6 +197,16 @@ class unit : public std::enable_shared_from_this<unit> {
   void fail_launch(const launch_error& err);
   // The instance's channel and its epoll watch go (recv_mu_ and mu_ held).
   void drop_channel_locked();
+  // A new instance's channel is set up: its ids start at 1 and its start frame (start_info) is
+  // the first frame in its ring (recv_mu_ and mu_ held).
+  void send_start_locked();
+  // After an instance died: takes out of `lost` (its requests in flight) those it never started
+  // and queues them, in order, ahead of every later send for the next instance; what is left in
+  // `lost` fails. Only when a next instance comes (state starting) and the child's word can be
+  // taken: `trusted` (its channel is not corrupt) and `handling` (the id it published as in
+  // progress) is 0, the id it answered last, or the oldest request in flight; anything else fails
+  // every request in flight (mu_ held).
+  void requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted);
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
