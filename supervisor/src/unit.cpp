@@ -294,6 +294,8 @@ std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
           if (r == shm::ring_status::ok) {
             ++next_id_;
             inflight_.emplace(id, pending_send{std::move(body), st});  // kept in case it must be re-sent
+            // Now, while the child works on it, rather than on the reply's path.
+            retired_.clear();
             goto sent;
           }
           if (r == shm::ring_status::too_large) {
@@ -343,7 +345,6 @@ void unit::drain_locked() {
       case ipc::frame_kind::error:
       case ipc::frame_kind::rejected: {
         std::shared_ptr<reply_state> st;
-        std::vector<std::byte> answered_body;  // freed after the lock
         if (m.id == 0 && m.kind == ipc::frame_kind::error) {
           init_error_ = as_text(m.body);
         } else {
@@ -351,7 +352,7 @@ void unit::drain_locked() {
           auto it = inflight_.find(m.id);
           if (it != inflight_.end()) {
             st = std::move(it->second.state);
-            answered_body = std::move(it->second.body);
+            retired_.push_back(std::move(it->second.body));
             inflight_.erase(it);
             last_answered_ = m.id;  // answered: never sent again
           }
@@ -569,6 +570,7 @@ void unit::fail_launch(const launch_error& err) {
 }
 
 void unit::drop_channel_locked() {
+  retired_.clear();
   if (ep_valid_) loop_.unwatch(ep_.wake_fd());
   ep_valid_ = false;
   ep_ = ipc::endpoint();
