@@ -143,6 +143,25 @@ TEST_F(poison, an_exception_in_handle_fails_exactly_that_request) {
   sup.stop();
 }
 
+TEST_F(poison, the_requests_sent_again_go_ahead_of_those_sent_after_the_crash) {
+  for (const std::string harm : {"poison", "poison-throw"}) {
+    shared_object<poison_state> shared;
+    supervisor sup({.name = "order", .log = false});
+    auto p = sup.spawn(poisonable{shared.get()}, {.name = "ordered"});
+    auto bad = p.send(harm);
+    std::vector<reply<std::string>> all;
+    for (int i = 0; i < 5; ++i) all.push_back(p.send("a" + std::to_string(i)));  // in the dying child's ring
+    shared->release.store(1);
+    EXPECT_EQ(outcome_of(bad).rfind("failed:", 0), 0u) << harm;
+    // The crash is known now (its request failed): these queue behind the ones sent again.
+    for (int i = 0; i < 5; ++i) all.push_back(p.send("b" + std::to_string(i)));
+    for (int i = 0; i < 10; ++i)
+      EXPECT_EQ(outcome_of(std::move(all[i])), "ok:" + std::to_string(i) + ":" + (i < 5 ? "a" : "b") + std::to_string(i % 5))
+          << harm;
+    sup.stop();
+  }
+}
+
 TEST_F(poison, a_hung_request_fails_by_the_request_timeout_and_the_requests_behind_it_are_answered) {
   shared_object<poison_state> shared;
   supervisor sup({.name = "poison-hang", .log = false});
