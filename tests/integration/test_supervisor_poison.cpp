@@ -29,6 +29,8 @@ struct poison_state {
   std::atomic<int> release{0};     // a poison request waits for this before it does its harm
   std::atomic<int> instances{0};   // init() calls
   std::atomic<int> prefetched{0};  // requests the prefetching child held, unstarted, when it crashed
+  std::atomic<int> hold_init_of{0};  // init() of this instance number waits for release_init
+  std::atomic<int> release_init{0};
   seen_start starts[kMaxStarts];
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -57,6 +59,7 @@ struct poisonable {
 
   void init(const start_info& info) {
     const int n = shared->instances.fetch_add(1);
+    if (shared->hold_init_of.load() == n + 1) child_wait_for(shared->release_init);
     if (n >= kMaxStarts) return;
     auto& s = shared->starts[n];
     copy_text(s.process_id, sizeof s.process_id, info.process_id);
@@ -160,6 +163,26 @@ TEST_F(poison, the_requests_sent_again_go_ahead_of_those_sent_after_the_crash) {
           << harm;
     sup.stop();
   }
+}
+
+TEST_F(poison, requests_sent_again_count_toward_max_pending_and_are_never_dropped) {
+  shared_object<poison_state> shared;
+  shared->hold_init_of.store(2);  // the next instance waits in init(): the unit stays starting
+  supervisor sup({.name = "bound", .log = false});
+  auto p = sup.spawn(poisonable{shared.get()}, {.name = "bounded", .max_pending = 3});
+  auto bad = p.send("poison");
+  std::vector<reply<std::string>> behind;
+  for (int i = 0; i < 5; ++i) behind.push_back(p.send("q" + std::to_string(i)));  // in flight: not queued
+  shared->release.store(1);
+  EXPECT_TRUE(contains(outcome_of(bad), "SIGSEGV"));
+  // The 5 wait for the next instance, over the bound of 3: a new send is refused at once.
+  const std::string refused = outcome_of(p.send("one too many"));
+  EXPECT_TRUE(contains(refused, "send queue is full")) << refused;
+  shared->release_init.store(1);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(outcome_of(std::move(behind[i])), "ok:" + std::to_string(i) + ":q" + std::to_string(i));
+  EXPECT_EQ(outcome_of(p.send("after")), "ok:5:after");
+  sup.stop();
 }
 
 TEST_F(poison, a_hung_request_fails_by_the_request_timeout_and_the_requests_behind_it_are_answered) {
