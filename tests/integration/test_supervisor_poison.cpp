@@ -221,6 +221,7 @@ TEST_F(poison, with_one_for_all_the_poison_fails_alone_and_no_request_of_a_sibli
 //   "poison"    waits for `release`, reads ahead again, records how many it holds, dies (SIGSEGV)
 //   "scribble"  waits for `release`, writes a frame of an unknown kind (its channel is corrupt)
 //   "lie"       waits for `release`, publishes an id that is not in flight, dies (SIGSEGV)
+//   "lie-newer" the same with the id of the request behind it (in flight, but not the oldest)
 int prefetching_child(ipc::endpoint& ep, poison_state* shared) {
   using shm::ring_status;
   ipc::message m;
@@ -247,7 +248,7 @@ int prefetching_child(ipc::endpoint& ep, poison_state* shared) {
     auto [id, text] = ahead.front();
     ahead.pop_front();
     ep.publish_handling(id);
-    if (text == "poison" || text == "scribble" || text == "lie") {
+    if (text == "poison" || text == "scribble" || text == "lie" || text == "lie-newer") {
       child_wait_for(shared->release);
       (void)read_ahead(false);
       shared->prefetched.store(static_cast<int>(ahead.size()));
@@ -256,6 +257,7 @@ int prefetching_child(ipc::endpoint& ep, poison_state* shared) {
         for (;;) ::pause();
       }
       if (text == "lie") ep.publish_handling(424242);
+      if (text == "lie-newer") ep.publish_handling(id + 1);
       die_by_sigsegv();
     }
     const std::string out = std::to_string(handled++) + ":" + text;
@@ -318,6 +320,13 @@ TEST_F(poison, a_published_id_that_is_not_in_flight_is_not_trusted_and_every_req
   shared_object<poison_state> shared;
   auto p = make_prefetcher(shared.get(), "liar");
   expect_all_in_flight_fail(p, shared.get(), "lie", 5, "killed by SIGSEGV");
+  p.stop();
+}
+
+TEST_F(poison, a_published_id_newer_than_the_oldest_request_in_flight_is_not_trusted_either) {
+  shared_object<poison_state> shared;
+  auto p = make_prefetcher(shared.get(), "liar");
+  expect_all_in_flight_fail(p, shared.get(), "lie-newer", 5, "killed by SIGSEGV");
   p.stop();
 }
 
