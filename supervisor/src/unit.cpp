@@ -352,7 +352,9 @@ void unit::drain_locked() {
           auto it = inflight_.find(m.id);
           if (it != inflight_.end()) {
             st = std::move(it->second.state);
-            retired_.push_back(std::move(it->second.body));
+            // A small body is freed by the next send (off the reply's path); a large one, or any
+            // once 64 wait (a stream that never takes the fast path), here.
+            if (it->second.body.capacity() <= 4096 && retired_.size() < 64) retired_.push_back(std::move(it->second.body));
             inflight_.erase(it);
             last_answered_ = m.id;  // answered: never sent again
           }

@@ -162,9 +162,9 @@ class unit : public std::enable_shared_from_this<unit> {
   // Requests written to the current instance's ring and not answered yet, by id (= send order).
   // Each keeps its body: one the instance never started is sent again to the next instance.
   std::map<std::uint64_t, pending_send> inflight_;
-  // Bodies of answered requests, freed by the next send on the fast path (while the child
+  // Small bodies of answered requests, freed by the next send on the fast path (while the child
   // handles it) instead of on the reply's path, where the caller of get() waits; or when the
-  // instance ends. Bounded by what was in flight (mu_).
+  // instance ends. At most 64 of at most 4 KiB (mu_).
   std::vector<std::vector<std::byte>> retired_;
   std::uint64_t last_answered_ = 0;  // the id the current instance answered last (recv_mu_ + mu_)
   std::uint64_t instances_ = 0;      // instances launched with a channel (start_info::instance)
