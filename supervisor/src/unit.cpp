@@ -79,8 +79,7 @@ unit::~unit() {
   sys::close_fd(setup_report_fd_);
   // Owners stop units before dropping them; whatever is still waiting must not hang.
   std::lock_guard lk(mu_);
-  for (auto& [id, r] : inflight_) r.state->fail("process " + spec_.id + " was destroyed");
-  inflight_.clear();
+  for (auto& [id, r] : inflight_.take_all()) r.state->fail("process " + spec_.id + " was destroyed");
   fail_all_locked(pending_, "process " + spec_.id + " was destroyed");
 }
 
@@ -261,7 +260,7 @@ void unit::flush_pending_locked() {
     if (st == shm::ring_status::full) return;
     if (st == shm::ring_status::ok) {
       ++next_id_;
-      inflight_.emplace(id, std::move(p));
+      inflight_.add(id, std::move(p));
     } else if (st == shm::ring_status::too_large) {
       p.state->fail("request of " + std::to_string(p.body.size()) + " bytes exceeds process " + spec_.id +
                     "'s channel limit of " + std::to_string(ep_.max_body()) + " bytes");
@@ -293,7 +292,7 @@ std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
           auto r = ep_.try_send(ipc::frame_kind::request, id, body);
           if (r == shm::ring_status::ok) {
             ++next_id_;
-            inflight_.emplace(id, pending_send{std::move(body), st});  // kept in case it must be re-sent
+            inflight_.add(id, pending_send{std::move(body), st});  // kept in case it must be re-sent
             // Now, while the child works on it, rather than on the reply's path.
             retired_.clear();
             goto sent;
@@ -349,13 +348,11 @@ void unit::drain_locked() {
           init_error_ = as_text(m.body);
         } else {
           std::lock_guard lk(mu_);
-          auto it = inflight_.find(m.id);
-          if (it != inflight_.end()) {
-            st = std::move(it->second.state);
+          if (pending_send answered; inflight_.take(m.id, answered)) {
+            st = std::move(answered.state);
             // A small body is freed by the next send (off the reply's path); a large one, or any
             // once 64 wait (a stream that never takes the fast path), here.
-            if (it->second.body.capacity() <= 4096 && retired_.size() < 64) retired_.push_back(std::move(it->second.body));
-            inflight_.erase(it);
+            if (answered.body.capacity() <= 4096 && retired_.size() < 64) retired_.push_back(std::move(answered.body));
             last_answered_ = m.id;  // answered: never sent again
           }
           // An error frame says handle() threw and the instance is on its way out: sends from
@@ -496,7 +493,7 @@ void unit::ensure_hang_timer() {
       hang_timer_on_ = false;
       return;
     }
-    hang_seen_oldest_ = inflight_.begin()->first;
+    hang_seen_oldest_ = inflight_.oldest();
   }
   hang_timer_on_ = true;
   hang_timer_ = loop_.add_timer(spec_.request_timeout, [weak = weak_from_this()] {
@@ -517,7 +514,7 @@ void unit::hang_check() {
   std::uint64_t oldest = 0;
   {
     std::lock_guard lk(mu_);
-    if (!inflight_.empty() && state_ == process_state::running) oldest = inflight_.begin()->first;
+    if (!inflight_.empty() && state_ == process_state::running) oldest = inflight_.oldest();
   }
   if (oldest == 0) {
     hang_timer_on_ = false;
@@ -673,7 +670,7 @@ void unit::on_exit(int status) {
     const std::uint64_t handling = ep_valid_ ? ep_.published_handling() : 0;
     const bool trusted = ep_valid_ && !ep_.broken() && protocol_error_.empty();
     drop_channel_locked();
-    lost.swap(inflight_);
+    lost = inflight_.take_all();
     end.requested = stopping_;
     restart_after = std::exchange(restart_after_stop_, false);
     end.uptime = std::chrono::steady_clock::now() - started_mono_;

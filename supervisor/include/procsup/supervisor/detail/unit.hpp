@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -130,6 +131,49 @@ class unit : public std::enable_shared_from_this<unit> {
     std::shared_ptr<reply_state> state;
   };
 
+  // The requests written to the current instance's ring and not answered yet. An instance numbers
+  // its requests 1, 2, 3, ... and an honest child answers them in that order, so a deque indexed by
+  // id - oldest does it all in O(1) without an allocation per request (a map costs a node each).
+  // An answer out of order (only a broken child sends one) leaves a hole, dropped once the older
+  // ones are answered.
+  class inflight_requests {
+   public:
+    bool empty() const noexcept { return entries_.empty(); }
+    std::uint64_t oldest() const noexcept { return first_; }  // when !empty()
+    // `id` must follow the newest one (or start the list when it is empty).
+    void add(std::uint64_t id, pending_send r) {
+      if (entries_.empty()) first_ = id;
+      assert(id == first_ + entries_.size());
+      entries_.push_back(std::move(r));
+    }
+    // Takes request `id` out if it is in flight (false if not: unknown or answered already).
+    bool take(std::uint64_t id, pending_send& out) {
+      if (id < first_ || id - first_ >= entries_.size()) return false;
+      auto& e = entries_[id - first_];
+      if (!e.state) return false;
+      out.state = std::move(e.state);
+      out.body = std::move(e.body);
+      e.state = nullptr;
+      while (!entries_.empty() && !entries_.front().state) {
+        entries_.pop_front();
+        ++first_;
+      }
+      return true;
+    }
+    // Every unanswered request, by id; leaves the list empty.
+    std::map<std::uint64_t, pending_send> take_all() {
+      std::map<std::uint64_t, pending_send> all;
+      for (std::size_t i = 0; i < entries_.size(); ++i)
+        if (entries_[i].state) all.emplace(first_ + i, std::move(entries_[i]));
+      entries_.clear();
+      return all;
+    }
+
+   private:
+    std::uint64_t first_ = 0;  // id of entries_.front()
+    std::deque<pending_send> entries_;
+  };
+
   void service();                      // loop: eventfd / posted
   void drain_locked();                 // recv_mu_ held
   void flush_pending_locked();         // mu_ held
@@ -159,9 +203,9 @@ class unit : public std::enable_shared_from_this<unit> {
   ipc::endpoint ep_;
   bool ep_valid_ = false;
   std::uint64_t next_id_ = 1;
-  // Requests written to the current instance's ring and not answered yet, by id (= send order).
-  // Each keeps its body: one the instance never started is sent again to the next instance.
-  std::map<std::uint64_t, pending_send> inflight_;
+  // Requests written to the current instance's ring and not answered yet (= send order). Each
+  // keeps its body: one the instance never started is sent again to the next instance.
+  inflight_requests inflight_;
   // Small bodies of answered requests, freed by the next send on the fast path (while the child
   // handles it) instead of on the reply's path, where the caller of get() waits; or when the
   // instance ends. At most 64 of at most 4 KiB (mu_).
