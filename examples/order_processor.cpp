@@ -2,7 +2,9 @@
 // validation, inventory and payment steps fail at random ("service unavailable"). A failure
 // throws out of handle(): that order's send fails, the child dies (let it crash) and the
 // supervisor starts a fresh one, so the processor keeps serving. The caller retries orders that
-// failed for a transient reason.
+// failed for a transient reason. One order carries a corrupt legacy blob whose decoder crashes
+// the child (SIGSEGV): a poison request. Every failure fails alone: the orders sent at once
+// behind it were never started by the dying instance and are processed, in order, by the next.
 //
 // Randomness: each attempt draws from an RNG seeded with a fixed seed mixed with the order id
 // and the attempt number. Seeding per request (not once per child) matters: a restarted child
@@ -11,6 +13,7 @@
 // show some failures with the default seed); pass another seed as argv[1] to vary it.
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -64,6 +67,7 @@ class order_processor_behavior {
   json process_order(const json& order, int attempt) {
     const std::string id = order.at("id").get<std::string>();
     say("  [child {}] Processing order {} (attempt {})", ::getpid(), id, attempt);
+    if (order.contains("legacyBlob")) decode_legacy_blob(order.at("legacyBlob").get<std::string>());
     std::mt19937_64 rng(seed_ ^ std::hash<std::string>{}(id) ^ (static_cast<std::uint64_t>(attempt) * 0x9E3779B97F4A7C15ULL));
     std::uniform_real_distribution<double> random(0.0, 1.0);
     try {
@@ -77,6 +81,14 @@ class order_processor_behavior {
     processed_orders_[id] = order;
     say("  [child {}] Order {} processed successfully", ::getpid(), id);
     return {{"success", true}, {"orderId", id}};
+  }
+
+  // Stands for crash-prone native code (a third-party decoder): a corrupt blob crashes the process.
+  static void decode_legacy_blob(const std::string& blob) {
+    if (blob.rfind("PK", 0) == 0) return;
+    say("  [child {}] Corrupt legacy blob: the decoder crashes", ::getpid());
+    std::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn the crash into exit(1)
+    std::raise(SIGSEGV);
   }
 
   static void validate_order(const json& order, double draw) {
@@ -111,8 +123,11 @@ json make_order(const std::string& id, const std::string& user, const std::strin
           {"total", quantity * price}};
 }
 
+bool is_crash(const std::string& error) { return error.find("killed by SIGSEGV") != std::string::npos; }
+
 bool is_permanent(const std::string& error) {
-  return error == "Invalid order total" || error == "Order has no items";
+  // A poison order crashes every instance it reaches: retrying it would only crash another.
+  return error == "Invalid order total" || error == "Order has no items" || is_crash(error);
 }
 
 int run(std::uint64_t seed) {
@@ -172,11 +187,17 @@ int run(std::uint64_t seed) {
                                        make_order("order3", "user3", "p3", 3, 15)};
   process_all(originals);
 
-  say("-- 20 more orders and one with an invalid total, sent at once --");
+  say("-- 20 more orders, a poison order among them and one with an invalid total, sent at once --");
   std::vector<json> more;
-  for (int i = 4; i <= 23; ++i)
+  for (int i = 4; i <= 23; ++i) {
     more.push_back(make_order("order" + std::to_string(i), "user" + std::to_string(i % 5), "p" + std::to_string(i % 7),
                               1 + i % 3, 5.0 + i));
+    if (i == 13) {
+      json poison = make_order("order13b", "user3", "p6", 1, 20);
+      poison["legacyBlob"] = "corrupt";  // the decoder crashes on it
+      more.push_back(poison);
+    }
+  }
   more.push_back(make_order("order24", "user4", "p4", 0, 10));  // total 0: always refused
   process_all(more);
 
@@ -202,12 +223,21 @@ int run(std::uint64_t seed) {
   say("  Final status (this instance, pid {}): {}", processor.pid(), status.dump());
 
   // What the run must have shown.
-  // A failure is either the order's own error (handle() threw it) or, for the requests queued
-  // behind it in the dying instance, "process ... handle() threw: ..." (lost with that instance).
-  std::size_t own_failures = 0, unavailable = 0, lost = 0;
+  // A failure is the order's own error (handle() threw it), or the poison order's crash
+  // ("process ... killed by SIGSEGV"). Any other "process ..." error would be an order lost with
+  // a dying instance although it never reached handle(): there must be none.
+  std::size_t own_failures = 0, unavailable = 0, crashes = 0, lost = 0, after_poison = 0, after_poison_reached = 0;
+  bool poison_seen = false;
   for (const auto& o : log) {
+    if (poison_seen && after_poison < 5) {  // the orders right behind the poison, sent with it:
+      ++after_poison;                       // answered, or failed by their own error
+      if (o.ok || (!is_crash(o.detail) && o.detail.rfind("process ", 0) != 0)) ++after_poison_reached;
+    }
     if (o.ok) continue;
-    if (o.detail.rfind("process ", 0) == 0) {
+    if (is_crash(o.detail)) {
+      ++crashes;
+      poison_seen = poison_seen || o.what == "order13b";
+    } else if (o.detail.rfind("process ", 0) == 0) {
       ++lost;
     } else {
       ++own_failures;
@@ -219,14 +249,19 @@ int run(std::uint64_t seed) {
   std::size_t since_last_failure = 0;
   for (const auto& o : log) since_last_failure = o.ok ? since_last_failure + 1 : 0;
   const auto info = processor.info();
-  say("  {} requests: {} failed on their own ({} service unavailable), {} lost with a crashed instance and retried; "
-      "{} restarts; every valid order processed: {}",
-      log.size(), own_failures, unavailable, lost, info.restart_count,
-      last_error.size() == 1 && last_error.count("order24") ? "yes" : "no");
+  const bool all_valid_done = last_error.size() == 2 && last_error.count("order24") == 1 && last_error.count("order13b") == 1;
+  say("  {} requests: {} failed on their own ({} service unavailable), {} crashed the processor, {} lost with a "
+      "crashed instance; {} restarts; every valid order processed: {}",
+      log.size(), own_failures, unavailable, crashes, lost, info.restart_count, all_valid_done ? "yes" : "no");
 
   check.expect(unavailable > 0, "random service failures happened");
   check.expect(info.restart_count > 0 && sup.children().size() == 1, "the supervisor restarted the processor");
-  check.expect(last_error.size() == 1 && last_error.count("order24") == 1, "every valid order was processed in the end");
+  check.expect(poison_seen && crashes == 1 && is_crash(last_error["order13b"]),
+               "the poison order crashed the processor once and failed naming the crash");
+  check.expect(lost == 0, "no order was lost with a dying instance: each failure failed alone");
+  check.expect(after_poison == 5 && after_poison_reached == 5,
+               "the 5 orders sent right behind the poison reached the next instance's handle()");
+  check.expect(all_valid_done, "every valid order was processed in the end");
   check.expect(last_error["order24"] == "Invalid order total", "the invalid order failed validation");
   check.expect(cancelled.value("success", false), "cancelling the last processed order works");
   check.expect(!unknown.value("success", true), "cancelling an unknown order reports not found");

@@ -7,8 +7,13 @@
 // process is broken": the child dies and its restarted instance starts from fresh memory, which
 // would throw the worker's stats away. A task failure is an expected outcome, not a broken
 // worker, so the worker stays up and counts it.
+//
+// Then a poison task: one whose native decoder crashes the worker (SIGSEGV), sent to one worker
+// with three tasks right behind it. Only the poison task fails; the three were never started by
+// the dying instance and are run, in order, by the worker's next instance.
 #include <nlohmann/json.hpp>
 
+#include <csignal>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -62,12 +67,12 @@ class worker_behavior {
       ++tasks_success_;
       current_task_.clear();
       say("  [child {}] Worker {} completed task {}", ::getpid(), worker_id_, id);
-      return {{"success", true}, {"result", result}, {"workerId", worker_id_}};
+      return {{"success", true}, {"result", result}, {"workerId", worker_id_}, {"pid", ::getpid()}};
     } catch (const std::exception& e) {
       ++tasks_failed_;
       current_task_.clear();
       say("  [child {}] Worker {} failed task {}: {}", ::getpid(), worker_id_, id, e.what());
-      return {{"success", false}, {"error", e.what()}, {"workerId", worker_id_}};
+      return {{"success", false}, {"error", e.what()}, {"workerId", worker_id_}, {"pid", ::getpid()}};
     }
   }
 
@@ -80,6 +85,11 @@ class worker_behavior {
     };
     const std::string type = task.at("type");
     const json& payload = task.at("payload");
+    if (type == "native_decode") {
+      // Stands for crash-prone native code: this blob crashes it (no exception to catch).
+      std::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn the crash into exit(1)
+      std::raise(SIGSEGV);
+    }
     if (type == "image_resize") {
       work(100, 200);
       return {{"resizedImages", payload.at("images").size()}, {"format", "jpg"}};
@@ -137,6 +147,13 @@ class worker_pool {
     return {{"totalWorkers", workers_.size()}, {"workers", stats}, {"totalTasks", total}, {"totalSuccess", success},
             {"totalFailed", failed}};
   }
+
+  // To one worker (the poison demo).
+  procsup::reply<json> execute_on(std::size_t worker, const json& task) {
+    return workers_.at(worker).send({{"type", "execute_task"}, {"task", task}});
+  }
+  procsup::process_info info(std::size_t worker) const { return workers_.at(worker).info(); }
+  pid_t pid(std::size_t worker) const { return workers_.at(worker).pid(); }
 
   std::size_t size() const { return workers_.size(); }
 
@@ -205,6 +222,35 @@ int run() {
     per_worker = per_worker && w.at("tasksExecuted") == tasks.size() / pool.size() && w.at("currentTask").is_null();
   check.expect(per_worker, "each worker ran its round-robin share and is idle now");
   check.expect(seen_failed >= 1, "failed tasks are reported (at least the unknown task type)");
+
+  say("  A poison task on worker-1, three tasks queued right behind it:");
+  const pid_t before = pool.pid(0);
+  auto poison = pool.execute_on(0, {{"id", "task13"}, {"type", "native_decode"}, {"payload", {{"blob", "corrupt"}}}});
+  std::vector<procsup::reply<json>> behind;
+  for (int i = 14; i <= 16; ++i)
+    behind.push_back(pool.execute_on(
+        0, {{"id", "task" + std::to_string(i)}, {"type", "email_send"}, {"payload", {{"recipient", "late@example.com"}}}}));
+  std::string poison_error;
+  try {
+    (void)poison.get();
+  } catch (const procsup::process_error& e) {
+    poison_error = e.what();
+  }
+  say("    task13 rejected: {}", poison_error);
+  bool behind_ok = true;
+  for (std::size_t i = 0; i < behind.size(); ++i) {
+    try {
+      const json r = behind[i].get();
+      say("    task{} {}: {}", 14 + i, r.value("success", false) ? "fulfilled" : "failed on its own", r.dump());
+      behind_ok = behind_ok && r.value("workerId", "") == "worker-1" && r.value("pid", 0) != before;
+    } catch (const procsup::process_error& e) {
+      say("    task{} rejected: {}", 14 + i, e.what());
+      behind_ok = false;
+    }
+  }
+  check.expect(poison_error.find("killed by SIGSEGV") != std::string::npos, "the poison task failed, naming the crash");
+  check.expect(behind_ok, "the three tasks behind it were run by worker-1's next instance, none lost");
+  check.expect(pool.info(0).restart_count == 1 && pool.pid(0) != before, "worker-1 was restarted once");
 
   sup.stop();
   return check.exit_code("worker_pool");

@@ -72,11 +72,12 @@ void store_id(std::byte* at, std::uint64_t id) noexcept { std::memcpy(at, &id, s
 // ---------------------------------------------------------------- endpoint
 
 endpoint::endpoint(void* out_ring, void* in_ring, std::size_t ring_bytes, shm::wakeup self, shm::wakeup peer,
-                   shm::spin_policy spin)
+                   shm::spin_policy spin, std::uint64_t* handling)
     : out_(out_ring, ring_bytes, self, peer),
       in_(in_ring, ring_bytes, self, peer),
       out_hdr_(static_cast<shm::ring_header*>(out_ring)),
       in_hdr_(static_cast<shm::ring_header*>(in_ring)),
+      handling_(handling),
       wake_fd_(self.eventfd),
       spin_(spin) {}
 
@@ -255,6 +256,7 @@ channel channel::format(shm::shared_region region, const channel_options& option
   h->to_child_offset = to_child_offset;
   h->to_parent_offset = to_parent_offset(cap);
   h->total_bytes = channel_bytes(cap);
+  h->handling = 0;
   shm::format_ring(ch.ring_at(h->to_child_offset), shm::ring_bytes(cap), cap);
   shm::format_ring(ch.ring_at(h->to_parent_offset), shm::ring_bytes(cap), cap);
   // No fence needed: the child sees this memory only after fork()/exec, which order it.
@@ -317,13 +319,17 @@ endpoint channel::parent_end() {
   // The parent writes to_child and reads to_parent; it sleeps on (polls) the eventfd and wakes the
   // child by futex.
   return endpoint(ring_at(to_child_offset), ring_at(to_parent_offset(capacity_)), shm::ring_bytes(capacity_),
-                  shm::wakeup::event(eventfd_.get()), shm::wakeup::futex(), spin_);
+                  shm::wakeup::event(eventfd_.get()), shm::wakeup::futex(), spin_, handling_word());
 }
 
 endpoint channel::child_end() {
   if (!region_.data()) throw std::logic_error("ipc::channel::child_end on an empty channel");
   return endpoint(ring_at(to_parent_offset(capacity_)), ring_at(to_child_offset), shm::ring_bytes(capacity_),
-                  shm::wakeup::futex(), shm::wakeup::event(eventfd_.get()), spin_);
+                  shm::wakeup::futex(), shm::wakeup::event(eventfd_.get()), spin_, handling_word());
+}
+
+std::uint64_t* channel::handling_word() const noexcept {
+  return &static_cast<channel_header*>(region_.data())->handling;
 }
 
 void channel::seal_in_parent() noexcept {

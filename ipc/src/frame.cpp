@@ -11,6 +11,8 @@ const char* to_string(frame_kind kind) noexcept {
     case frame_kind::ready: return "ready";
     case frame_kind::heartbeat: return "heartbeat";
     case frame_kind::shutdown: return "shutdown";
+    case frame_kind::rejected: return "rejected";
+    case frame_kind::start: return "start";
   }
   return "unknown";
 }

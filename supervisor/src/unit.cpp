@@ -5,9 +5,11 @@
 #include <sys/wait.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "procsup/shm/futex.hpp"
 #include "procsup/worker/behavior.hpp"
@@ -78,8 +80,7 @@ unit::~unit() {
   sys::close_fd(setup_report_fd_);
   // Owners stop units before dropping them; whatever is still waiting must not hang.
   std::lock_guard lk(mu_);
-  for (auto& [id, st] : inflight_) st->fail("process " + spec_.id + " was destroyed");
-  inflight_.clear();
+  for (auto& [id, r] : inflight_.take_all()) r.state->fail("process " + spec_.id + " was destroyed");
   fail_all_locked(pending_, "process " + spec_.id + " was destroyed");
 }
 
@@ -216,7 +217,7 @@ void unit::launch() {
       chan_->seal_in_parent();
       ep_ = chan_->parent_end();
       ep_valid_ = true;
-      next_id_ = 1;
+      send_start_locked();
     }
   }
   if (emit) {
@@ -292,7 +293,7 @@ void unit::flush_pending_locked() {
     if (st == shm::ring_status::full) return;
     if (st == shm::ring_status::ok) {
       ++next_id_;
-      inflight_.emplace(id, std::move(p.state));
+      inflight_.add(id, std::move(p));
     } else if (st == shm::ring_status::too_large) {
       p.state->fail("request of " + std::to_string(p.body.size()) + " bytes exceeds process " + spec_.id +
                     "'s channel limit of " + std::to_string(ep_.max_body()) + " bytes");
@@ -325,7 +326,9 @@ std::shared_ptr<reply_state> unit::send_bytes(std::vector<std::byte> body) {
           auto r = ep_.try_send(ipc::frame_kind::request, id, body);
           if (r == shm::ring_status::ok) {
             ++next_id_;
-            inflight_.emplace(id, st);
+            inflight_.add(id, pending_send{std::move(body), st});  // kept in case it must be re-sent
+            // Now, while the child works on it, rather than on the reply's path.
+            retired_.clear();
             goto sent;
           }
           if (r == shm::ring_status::too_large) {
@@ -372,26 +375,32 @@ void unit::drain_locked() {
     }
     switch (m.kind) {
       case ipc::frame_kind::reply:
-      case ipc::frame_kind::error: {
+      case ipc::frame_kind::error:
+      case ipc::frame_kind::rejected: {
         std::shared_ptr<reply_state> st;
         if (m.id == 0 && m.kind == ipc::frame_kind::error) {
           init_error_ = as_text(m.body);
         } else {
           std::lock_guard lk(mu_);
-          auto it = inflight_.find(m.id);
-          if (it != inflight_.end()) {
-            st = std::move(it->second);
-            inflight_.erase(it);
+          if (pending_send answered; inflight_.take(m.id, answered)) {
+            st = std::move(answered.state);
+            // A small body is freed by the next send (off the reply's path); a large one, or any
+            // once 64 wait (a stream that never takes the fast path), here.
+            if (answered.body.capacity() <= 4096 && retired_.size() < 64) retired_.push_back(std::move(answered.body));
+            last_answered_ = m.id;  // answered: never sent again
           }
-          // An error frame means handle() threw and the instance is on its way out: sends from
+          // An error frame says handle() threw and the instance is on its way out: sends from
           // now on wait for the next instance instead of going to the dying one.
           // (Also without a restart: such sends then fail once its exit is confirmed, naming how
-          // it failed, rather than racing the dying instance.)
+          // it failed, rather than racing the dying instance.) A rejected frame fails its
+          // request alone: the instance goes on serving.
           if (m.kind == ipc::frame_kind::error && state_ == process_state::running) state_ = process_state::starting;
         }
         if (st) {
           if (m.kind == ipc::frame_kind::reply) {
             st->fulfill(m.body);
+          } else if (m.kind == ipc::frame_kind::rejected) {
+            st->fail(as_text(m.body));
           } else {
             handler_error_ = as_text(m.body);
             st->fail(handler_error_);
@@ -518,7 +527,7 @@ void unit::ensure_hang_timer() {
       hang_timer_on_ = false;
       return;
     }
-    hang_seen_oldest_ = inflight_.begin()->first;
+    hang_seen_oldest_ = inflight_.oldest();
   }
   hang_timer_on_ = true;
   hang_timer_ = loop_.add_timer(spec_.request_timeout, [weak = weak_from_this()] {
@@ -539,7 +548,7 @@ void unit::hang_check() {
   std::uint64_t oldest = 0;
   {
     std::lock_guard lk(mu_);
-    if (!inflight_.empty() && state_ == process_state::running) oldest = inflight_.begin()->first;
+    if (!inflight_.empty() && state_ == process_state::running) oldest = inflight_.oldest();
   }
   if (oldest == 0) {
     hang_timer_on_ = false;
@@ -607,10 +616,49 @@ void unit::fail_launch(const launch_error& err) {
 }
 
 void unit::drop_channel_locked() {
+  retired_.clear();
   if (ep_valid_) loop_.unwatch(ep_.wake_fd());
   ep_valid_ = false;
   ep_ = ipc::endpoint();
   chan_.reset();
+}
+
+void unit::send_start_locked() {
+  next_id_ = 1;
+  last_answered_ = 0;
+  start_info info{spec_.id, ++instances_, restarts_, last_error_, last_exit_status_};
+  // A fresh ring holds the frame unless it is tiny: shorten the texts to fit, or send an empty
+  // body (the child then gets a default start_info) rather than none (it would wait for ever).
+  const std::size_t room = ep_.max_body();
+  auto body = worker::encode_start_info(info);
+  if (body.size() > room) {
+    const std::size_t over = body.size() - room;
+    info.last_error.resize(info.last_error.size() > over ? info.last_error.size() - over : 0);
+    body = worker::encode_start_info(info);
+    if (body.size() > room) body.clear();
+  }
+  (void)ep_.try_send(ipc::frame_kind::start, 0, body);  // a fresh ring has room for it
+}
+
+void unit::requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted) {
+  if (lost.empty() || state_ != process_state::starting || !trusted) return;
+  // An honest child handles requests in id order and answers each before it starts the next, so
+  // the one it can have started is the oldest unanswered (and it published that id before
+  // starting it), and every request in flight is newer than the last one it answered.
+  const std::uint64_t oldest = lost.begin()->first;
+  if (oldest <= last_answered_) return;
+  if (handling != 0 && handling != last_answered_ && handling != oldest) return;  // not its honest word
+  std::deque<pending_send> again;
+  for (auto it = lost.begin(); it != lost.end();) {
+    if (it->first == handling) {
+      ++it;  // in progress when it died: fails with the cause (at most once)
+      continue;
+    }
+    again.push_back(std::move(it->second));
+    it = lost.erase(it);
+  }
+  // Ahead of the sends queued meanwhile: those were made after these (they were not in the ring).
+  pending_.insert(pending_.begin(), std::make_move_iterator(again.begin()), std::make_move_iterator(again.end()));
 }
 
 void unit::on_setup_report() {
@@ -663,15 +711,18 @@ void unit::on_exit(int status) {
 
   instance_end end;
   end.wait_status = status;
-  std::map<std::uint64_t, std::shared_ptr<reply_state>> lost;
+  std::map<std::uint64_t, pending_send> lost;
   bool restart_after = false;  // stopped as part of a restart (request_stop for_restart)
   {
     std::lock_guard rk(recv_mu_);
     drain_locked();  // replies written before it died are good
     end.cause = exit_cause(status);
     std::lock_guard lk(mu_);
+    // What the child said it was handling, and whether its channel is sound (before it goes).
+    const std::uint64_t handling = ep_valid_ ? ep_.published_handling() : 0;
+    const bool trusted = ep_valid_ && !ep_.broken() && protocol_error_.empty();
     drop_channel_locked();
-    lost.swap(inflight_);
+    lost = inflight_.take_all();
     end.requested = stopping_;
     restart_after = std::exchange(restart_after_stop_, false);
     end.uptime = std::chrono::steady_clock::now() - started_mono_;
@@ -691,11 +742,13 @@ void unit::on_exit(int status) {
     if (end.requested && restart_after) state_ = process_state::starting;
     else if (end.requested && leftovers) state_ = process_state::stopping;  // until the cgroup is empty
     stopping_ = false;
+    // The requests it never started wait for the next instance; the one in progress fails.
+    requeue_unstarted_locked(lost, handling, trusted);
   }
   // The event sink hears of the exit now (the zombie may still be there until a restart is
   // launched); whoever else learns of it finds the process reaped.
   if (!lost.empty() || !start_waiters_.empty() || end.requested) loop_.reap_exited();
-  for (auto& [id, st] : lost) st->fail("process " + spec_.id + " " + end.cause);
+  for (auto& [id, r] : lost) r.state->fail("process " + spec_.id + " " + end.cause);
   lifecycle_event exit_event{end.clean ? event_kind::exited : event_kind::crashed,
                              spec_.id,
                              dead,

@@ -1,7 +1,7 @@
 // procsup_echo_worker: an exec'd worker binary that links the worker runtime (worker::main) and
 // speaks the channel, for the supervisor tests. Its handle() mirrors the forked test behavior:
 //   "boom" throws std::runtime_error("boom"); "segv" dies by SIGSEGV; "pid" answers its pid;
-//   anything else answers "ok:" + the text.
+//   "start-info" answers what init(start_info) saw; anything else answers "ok:" + the text.
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,7 +12,13 @@
 
 namespace {
 struct echo {
+  procsup::start_info info;
+  void init(const procsup::start_info& i) { info = i; }
+
   std::string handle(const std::string& s) {
+    if (s == "start-info")
+      return "instance=" + std::to_string(info.instance) + " restarts=" + std::to_string(info.restart_count) +
+             " last_error=" + info.last_error;
     if (s == "boom") throw std::runtime_error("boom");
     if (s == "segv") {
       // An ASan build of this binary installs its own SIGSEGV handler at startup (exit code 1):

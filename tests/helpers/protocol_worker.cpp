@@ -2,6 +2,10 @@
 // procsup program. Its handle() takes a JSON request:
 //   {"hang": true}     never answers (hang detection must kill it)
 //   {"crash": true}    dies of SIGSEGV
+//   {"crash_when_queued_bytes": N, "started": PATH}
+//                      creates PATH, waits until its request ring (read through its own mapping
+//                      of the channel memfd) holds N bytes of frames it has not read, then dies of
+//                      SIGSEGV: a poison request with requests queued behind it (at most 30 s)
 //   {"garbage": true}  scribbles over its reply ring's header through its own mapping of the
 //                      channel memfd (fd 3), wakes procsup and waits to be killed
 //   anything else      answers {"echo": <request>, "pid": <pid>}
@@ -14,9 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,12 +39,36 @@ int eventfd_copy = -1;
   for (;;) ::pause();
 }
 
-[[noreturn]] void scribble() {
+unsigned char* map_channel() {
   struct stat st {};
   if (memfd_copy < 0 || ::fstat(memfd_copy, &st) != 0) ::_exit(90);
   void* base = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, memfd_copy, 0);
   if (base == MAP_FAILED) ::_exit(91);
-  auto* bytes = static_cast<unsigned char*>(base);
+  return static_cast<unsigned char*>(base);
+}
+
+[[noreturn]] void crash() {
+  std::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn it into exit(1)
+  std::raise(SIGSEGV);
+  ::_exit(92);
+}
+
+[[noreturn]] void crash_when_queued(std::uint64_t bytes_behind, const std::string& started) {
+  auto* bytes = map_channel();
+  procsup::ipc::channel_header h;
+  std::memcpy(&h, bytes, sizeof h);
+  auto* ring = reinterpret_cast<procsup::shm::ring_header*>(bytes + h.to_child_offset);
+  { std::ofstream(started) << "started"; }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  // acquire: pairs with the writers' release-stores of the positions (we only compare them).
+  while (ring->head.load(std::memory_order_acquire) - ring->tail.load(std::memory_order_acquire) < bytes_behind &&
+         std::chrono::steady_clock::now() < deadline)
+    ::usleep(1000);
+  crash();
+}
+
+[[noreturn]] void scribble() {
+  auto* bytes = map_channel();
   procsup::ipc::channel_header h;
   std::memcpy(&h, bytes, sizeof h);
   // The reply ring's positions (one cache line in: head; two: tail) become nonsense.
@@ -57,10 +87,9 @@ struct tester {
   nlohmann::json handle(const nlohmann::json& req) {
     if (req.is_object()) {
       if (req.value("hang", false)) sleep_forever();
-      if (req.value("crash", false)) {
-        std::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn it into exit(1)
-        std::raise(SIGSEGV);
-      }
+      if (req.value("crash", false)) crash();
+      if (req.contains("crash_when_queued_bytes"))
+        crash_when_queued(req["crash_when_queued_bytes"].get<std::uint64_t>(), req.value("started", std::string()));
       if (req.value("garbage", false)) scribble();
     }
     return {{"echo", req}, {"pid", ::getpid()}};

@@ -2,6 +2,9 @@
 // ready_timeout, hang detection, a worker scribbling over its channel, and `ctl send`.
 #include "integration/test_reload_harness.hpp"
 
+#include <filesystem>
+#include <future>
+
 namespace {
 
 using procsup::testing::json;
@@ -124,6 +127,34 @@ TEST_F(protocol, ctl_send_round_trips_json_and_reports_errors_clearly) {
   c = cli({"ctl", "--socket", socket_, "send", "w:1", "{}"});
   EXPECT_NE(c.exit_code, 0);
   EXPECT_NE(c.err.find("is not running (stopped)"), std::string::npos) << c.err;
+}
+
+// Issue 18 through the program: a crash fails only the `ctl send` it was handling; the sends
+// queued behind it (in the worker's ring, from other connections) are answered by the next
+// instance.
+TEST_F(protocol, ctl_sends_queued_behind_a_crashing_request_are_answered_by_the_next_instance) {
+  write_config(config_text(worker("w", "")));
+  start_daemon();
+  ASSERT_TRUE(wait_for([&] { return running("w"); }));
+  const pid_t first = pid_of("w");
+  const std::string started = dir_ + "/poison-started";
+  // Five bodies of 7 bytes ({"n":0}): 24-byte frames, 120 bytes behind the poison.
+  auto poison = std::async(std::launch::async, [&] {
+    return send("w", {{"crash_when_queued_bytes", 120}, {"started", started}});
+  });
+  ASSERT_TRUE(wait_for([&] { return std::filesystem::exists(started); }));  // it is being handled
+  std::vector<std::future<json>> behind;
+  for (int i = 0; i < 5; ++i) behind.push_back(std::async(std::launch::async, [this, i] { return send("w", {{"n", i}}); }));
+  const json bad = poison.get();
+  EXPECT_FALSE(bad.value("ok", true));
+  EXPECT_NE(bad.value("error", "").find("SIGSEGV"), std::string::npos) << bad.dump();
+  for (int i = 0; i < 5; ++i) {
+    const json r = behind[i].get();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump();
+    EXPECT_EQ(r["reply"]["echo"], json({{"n", i}})) << r.dump();
+    EXPECT_NE(r["reply"]["pid"].get<pid_t>(), first) << "answered by the next instance";
+  }
+  EXPECT_NE(pid_of("w"), first);
 }
 
 }  // namespace

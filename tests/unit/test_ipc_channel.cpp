@@ -59,7 +59,8 @@ TEST(ipc_channel_layout, header_size_and_offsets_are_pinned) {
   EXPECT_EQ(offsetof(channel_header, to_child_offset), 24u);
   EXPECT_EQ(offsetof(channel_header, to_parent_offset), 32u);
   EXPECT_EQ(offsetof(channel_header, total_bytes), 40u);
-  EXPECT_EQ(channel_layout_version, 1u);
+  EXPECT_EQ(offsetof(channel_header, handling), 48u);
+  EXPECT_EQ(channel_layout_version, 2u);
   EXPECT_EQ(channel_bytes(4096), 64u + 2 * (320u + 4096u));
 }
 
@@ -95,6 +96,20 @@ TEST_F(ipc_channel, frames_carry_kind_id_and_body_both_ways) {
   EXPECT_FALSE(parent.broken());
   EXPECT_STREQ(to_string(frame_kind::heartbeat), "heartbeat");
   EXPECT_STREQ(to_string(static_cast<frame_kind>(99)), "unknown");
+}
+
+TEST_F(ipc_channel, the_request_the_child_publishes_as_in_progress_is_what_the_parent_reads) {
+  auto ch = channel::create({.ring_capacity = 4096});
+  auto parent = ch.parent_end();
+  auto child = ch.child_end();
+  EXPECT_EQ(parent.published_handling(), 0u);  // a fresh channel: nothing in progress
+  child.publish_handling(42);
+  EXPECT_EQ(parent.published_handling(), 42u);
+  child.publish_handling(0);
+  EXPECT_EQ(parent.published_handling(), 0u);
+  EXPECT_EQ(endpoint().published_handling(), 0u);  // a default endpoint has no channel
+  EXPECT_STREQ(to_string(frame_kind::rejected), "rejected");
+  EXPECT_STREQ(to_string(frame_kind::start), "start");
 }
 
 TEST_F(ipc_channel, the_largest_body_fits_and_a_larger_one_is_refused_not_split) {

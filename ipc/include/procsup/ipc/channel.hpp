@@ -15,8 +15,15 @@
 // an unknown frame kind or a frame shorter than its id makes the endpoint report
 // ring_status::corrupt, and the endpoint stays broken (error() says why); nothing reads outside
 // the mapping.
+//
+// The request in progress: the child publishes in the channel header the id of the request it
+// is handling (endpoint::publish_handling: before it decodes and handles it, and 0 once its
+// answer is committed), so that when it dies its supervisor fails only that request and hands the
+// ones behind it to the next instance. The parent reads the word only after the child is gone
+// (endpoint::published_handling) and validates it: it comes from the child like everything else.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -32,7 +39,8 @@
 namespace procsup::ipc {
 
 inline constexpr std::uint64_t channel_magic = 0x4e414843'50555350ULL;  // "PSUPCHAN" little-endian
-inline constexpr std::uint32_t channel_layout_version = 1;
+// 2: the header holds the id of the request the child is handling (`handling`).
+inline constexpr std::uint32_t channel_layout_version = 2;
 
 // The shared channel header at offset 0 of the region. Written once by channel::create() before
 // any child exists; read (and validated) by channel::attach(). Pinned by test_ipc_channel.
@@ -44,10 +52,17 @@ struct channel_header {
   std::uint64_t to_child_offset;   // offset of the parent -> child ring's header
   std::uint64_t to_parent_offset;  // offset of the child -> parent ring's header
   std::uint64_t total_bytes;       // bytes of the region the channel uses
-  std::uint64_t reserved_[2];
+  // The id of the request the child is handling, 0 when none. Written only by the child, through
+  // std::atomic_ref (relaxed: see endpoint::publish_handling); read by the parent once the child is
+  // dead. Nothing else on this cache line is written after create(), so the child's stores stay
+  // in its own cache: the hot path pays one store, no transfer.
+  std::uint64_t handling;
+  std::uint64_t reserved_;
 };
 static_assert(std::is_standard_layout_v<channel_header> && std::is_trivially_copyable_v<channel_header>);
 static_assert(sizeof(channel_header) == shm::cache_line);
+static_assert(alignof(channel_header) >= std::atomic_ref<std::uint64_t>::required_alignment);
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
 // Bytes of shared memory a channel with rings of `capacity` data bytes needs.
 constexpr std::size_t channel_bytes(std::size_t capacity) {
@@ -124,6 +139,24 @@ class endpoint {
   }
   shm::spin_policy spin() const noexcept { return spin_; }
 
+  // Child: publishes `id` as the request it is handling now (0: none). Call it before decoding
+  // a request and again with 0 after its answer is committed: if the child dies in between, its
+  // supervisor fails that request alone and re-sends the ones behind it. One relaxed store to a
+  // line only the child writes (the parent reads it after the child's death, when every store
+  // the child made is visible), plus a compiler barrier so the store is not moved across the work
+  // it brackets. Child side only.
+  void publish_handling(std::uint64_t id) noexcept {
+    if (handling_ == nullptr) return;
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the answer before it is committed first
+    std::atomic_ref<std::uint64_t>(*handling_).store(id, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // and before the work that follows
+  }
+  // Parent: what the child last published (untrusted: validate it against the requests in
+  // flight). Meaningful once the child is dead. Parent side only.
+  std::uint64_t published_handling() const noexcept {
+    return handling_ == nullptr ? 0 : std::atomic_ref<std::uint64_t>(*handling_).load(std::memory_order_relaxed);
+  }
+
   // Corruption seen on either ring (or a bad frame); sticky.
   bool broken() const noexcept;
   std::string error() const;
@@ -131,13 +164,14 @@ class endpoint {
  private:
   friend class channel;
   endpoint(void* out_ring, void* in_ring, std::size_t ring_bytes, shm::wakeup self, shm::wakeup peer,
-           shm::spin_policy spin);
+           shm::spin_policy spin, std::uint64_t* handling);
   shm::ring_status accept(const shm::frame_view& f, message& m);
 
   shm::ring_writer out_;
   shm::ring_reader in_;
   shm::ring_header* out_hdr_ = nullptr;  // for the sleeping words of our own blocking waits
   shm::ring_header* in_hdr_ = nullptr;
+  std::uint64_t* handling_ = nullptr;  // channel_header::handling (null: default-constructed)
   std::byte* reserved_ = nullptr;  // the id slot of the open zero-copy reservation
   std::size_t reserved_body_ = 0;
   int wake_fd_ = -1;  // not owned: the channel's eventfd (parent side only)
@@ -190,6 +224,7 @@ class channel {
  private:
   static channel format(shm::shared_region region, const channel_options& options);
   void* ring_at(std::uint64_t offset) const noexcept;
+  std::uint64_t* handling_word() const noexcept;
 
   shm::shared_region region_;
   sys::unique_fd eventfd_;

@@ -11,16 +11,20 @@ namespace procsup::ipc {
 // The kind of a frame; carried as the ring's frame tag. Any other tag received from the peer is
 // corruption (the channel is then broken for good).
 enum class frame_kind : std::uint32_t {
-  request = 1,    // parent -> child: handle this body; answer with reply or error carrying the same id
+  request = 1,    // parent -> child: handle this body; answer with reply, error or rejected (same id)
   reply = 2,      // child -> parent: the result of request `id`
-  error = 3,      // child -> parent: request `id` failed; the body is a UTF-8 message
+  error = 3,      // child -> parent: request `id` failed and I am exiting (handle() threw; id 0:
+                  // init() threw); the body is a UTF-8 message
   ready = 4,      // child -> parent: init() finished (id 0 by convention)
   heartbeat = 5,  // either way: I am alive
   shutdown = 6,   // parent -> child: run terminate() and exit
+  rejected = 7,   // child -> parent: request `id` failed and I go on (its reply is over the limit,
+                  // it could not be decoded); the body is a UTF-8 message
+  start = 8,      // parent -> child, the first frame of every instance: its start_info (id 0)
 };
 
 inline constexpr std::uint32_t first_frame_kind = 1;
-inline constexpr std::uint32_t last_frame_kind = 6;
+inline constexpr std::uint32_t last_frame_kind = 8;
 
 // True if `tag` names a frame_kind this build understands. Any thread.
 constexpr bool is_frame_kind(std::uint32_t tag) noexcept {

@@ -1,9 +1,12 @@
-// What a behavior is: any type with `Reply handle(Request)` and optional `init()` / `terminate()`.
+// What a behavior is: any type with `Reply handle(Request)` and optional `init()` (or
+// `init(const procsup::start_info&)`) / `terminate()`.
 // The request and reply types are deduced from handle(); a behavior whose handle() is a template
 // or overloaded declares `using request_type = ...; using reply_type = ...;` instead.
 #pragma once
 
 #include <type_traits>
+
+#include "procsup/worker/start_info.hpp"
 
 namespace procsup::worker {
 
@@ -30,6 +33,9 @@ template <class B> using request_of = typename detail::declared_types<std::remov
 template <class B> using reply_of = typename detail::declared_types<std::remove_cvref_t<B>>::reply;
 
 template <class B> concept has_init = requires(B& b) { b.init(); };
+// init(const procsup::start_info&): the instance learns whether it is a restart (preferred over
+// init() when a behavior has both).
+template <class B> concept has_init_with_info = requires(B& b, const start_info& info) { b.init(info); };
 template <class B> concept has_terminate = requires(B& b) { b.terminate(); };
 
 template <class B>
@@ -43,7 +49,7 @@ enum exit_code : int {
   exit_handler_threw = 70,    // handle() threw: the error frame carries the message
   exit_init_failed = 71,      // init() threw: the error frame (id 0) carries the message
   exit_channel_broken = 72,   // the channel was corrupt or could not be attached
-  exit_bad_request = 73,      // a request could not be decoded as the behavior's request type
+  exit_bad_request = 73,      // no longer used: a request that cannot be decoded fails alone (rejected)
 };
 
 // Text for one of the codes above (or nullptr for other codes).

@@ -4,7 +4,8 @@
 //
 // The supervisor passes the channel as two inherited fds named by the environment variable
 // PROCSUP_CHANNEL="MEMFD:EVENTFD" (an environment variable rather than argv, so the program's own
-// argument parsing is untouched).
+// argument parsing is untouched). Its start_info (for `init(const procsup::start_info&)`) comes
+// as the channel's first frame, as for a forked behavior.
 #pragma once
 
 #include <cstdio>

@@ -1,11 +1,18 @@
-// The child side of a unit: run init(), say ready, serve requests one at a time in arrival
-// order, run terminate() on shutdown. Used by forked children and by worker::main.
+// The child side of a unit: read the start frame, run init(), say ready, serve requests one at a
+// time in arrival order, run terminate() on shutdown. Used by forked children and by worker::main.
+//
+// Around each request the child publishes its id as the one in progress (before decoding it,
+// cleared once the answer is committed): if the child dies, only that request fails. A failure
+// that the child survives (a reply over the channel's limit, a request it cannot decode) is
+// answered with a `rejected` frame and the child goes on; an exception in handle() is answered
+// with an `error` frame and the child exits (let it crash).
 #pragma once
 
 #include <chrono>
 #include <exception>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "procsup/ipc/channel.hpp"
@@ -20,8 +27,15 @@ struct serve_options {
 };
 
 namespace detail {
-// Sends an error frame (best effort: the parent may already be gone).
+// Sends an error frame (id's request failed, the child exits; best effort: the parent may already
+// be gone).
 void send_error(ipc::endpoint& ep, std::uint64_t id, std::string_view what) noexcept;
+// Sends a rejected frame (id's request failed, the child goes on); waits for room like a reply.
+// False if the channel broke.
+bool send_rejected(ipc::endpoint& ep, std::uint64_t id, std::string_view what) noexcept;
+// Reads the instance's start frame (the first frame on every channel). False (and `error` set) if
+// the channel broke or the frame is not a valid start frame.
+bool receive_start(ipc::endpoint& ep, start_info& info, std::string& error);
 // Blocks for the next frame (futex wait), sending heartbeats while idle if asked.
 shm::ring_status next_frame(ipc::endpoint& ep, ipc::message& m, const serve_options& opt);
 std::string current_exception_text();
@@ -33,9 +47,18 @@ template <behavior B>
 int serve(B& b, ipc::endpoint& ep, const serve_options& opt = {}) {
   using request = request_of<B>;
   using reply = reply_of<B>;
-  if constexpr (has_init<B>) {
+  start_info info;
+  if (std::string why; !detail::receive_start(ep, info, why)) {
+    detail::send_error(ep, 0, why);
+    return exit_channel_broken;
+  }
+  if constexpr (has_init_with_info<B> || has_init<B>) {
     try {
-      b.init();
+      if constexpr (has_init_with_info<B>) {
+        b.init(std::as_const(info));
+      } else {
+        b.init();
+      }
     } catch (...) {
       detail::send_error(ep, 0, "init() failed: " + detail::current_exception_text());
       return exit_init_failed;
@@ -58,6 +81,8 @@ int serve(B& b, ipc::endpoint& ep, const serve_options& opt = {}) {
       ep.release();
       continue;
     }
+    // In progress from here (decoding included: a codec that crashes is this request's fault).
+    ep.publish_handling(id);
     std::vector<std::byte> out;
     try {
       request req = ipc::decode<request>(m.body);
@@ -66,25 +91,33 @@ int serve(B& b, ipc::endpoint& ep, const serve_options& opt = {}) {
         b.handle(std::move(req));
       } else {
         reply rep = b.handle(std::move(req));
-        if (ipc::try_send_value(ep, ipc::frame_kind::reply, id, rep) == shm::ring_status::ok) continue;
+        if (ipc::try_send_value(ep, ipc::frame_kind::reply, id, rep) == shm::ring_status::ok) {
+          ep.publish_handling(0);
+          continue;
+        }
         out = ipc::encode(rep);
       }
     } catch (const ipc::decode_error& e) {
       ep.release();
-      detail::send_error(ep, id, std::string("bad request: ") + e.what());
-      return exit_bad_request;
+      if (!detail::send_rejected(ep, id, std::string("bad request: ") + e.what())) return exit_channel_broken;
+      ep.publish_handling(0);
+      continue;
     } catch (...) {
+      // Let it crash: the id stays published (this request failed with the instance).
       detail::send_error(ep, id, detail::current_exception_text());
       return exit_handler_threw;
     }
     // The ring was full (the parent is slow to read): block until it has room.
     auto st = ep.send(ipc::frame_kind::reply, id, out, std::chrono::nanoseconds(-1));
     if (st == shm::ring_status::too_large) {
-      detail::send_error(ep, id, "reply of " + std::to_string(out.size()) + " bytes exceeds the channel's limit of " +
-                                     std::to_string(ep.max_body()) + " bytes");
-      continue;
+      if (!detail::send_rejected(ep, id, "reply of " + std::to_string(out.size()) +
+                                             " bytes exceeds the channel's limit of " + std::to_string(ep.max_body()) +
+                                             " bytes"))
+        return exit_channel_broken;
+    } else if (st != shm::ring_status::ok) {
+      return exit_channel_broken;
     }
-    if (st != shm::ring_status::ok) return exit_channel_broken;
+    ep.publish_handling(0);
   }
 }
 

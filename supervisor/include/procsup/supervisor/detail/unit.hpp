@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -137,6 +138,49 @@ class unit : public std::enable_shared_from_this<unit> {
     std::shared_ptr<reply_state> state;
   };
 
+  // The requests written to the current instance's ring and not answered yet. An instance numbers
+  // its requests 1, 2, 3, ... and an honest child answers them in that order, so a deque indexed by
+  // id - oldest does it all in O(1) without an allocation per request (a map costs a node each).
+  // An answer out of order (only a broken child sends one) leaves a hole, dropped once the older
+  // ones are answered.
+  class inflight_requests {
+   public:
+    bool empty() const noexcept { return entries_.empty(); }
+    std::uint64_t oldest() const noexcept { return first_; }  // when !empty()
+    // `id` must follow the newest one (or start the list when it is empty).
+    void add(std::uint64_t id, pending_send r) {
+      if (entries_.empty()) first_ = id;
+      assert(id == first_ + entries_.size());
+      entries_.push_back(std::move(r));
+    }
+    // Takes request `id` out if it is in flight (false if not: unknown or answered already).
+    bool take(std::uint64_t id, pending_send& out) {
+      if (id < first_ || id - first_ >= entries_.size()) return false;
+      auto& e = entries_[id - first_];
+      if (!e.state) return false;
+      out.state = std::move(e.state);
+      out.body = std::move(e.body);
+      e.state = nullptr;
+      while (!entries_.empty() && !entries_.front().state) {
+        entries_.pop_front();
+        ++first_;
+      }
+      return true;
+    }
+    // Every unanswered request, by id; leaves the list empty.
+    std::map<std::uint64_t, pending_send> take_all() {
+      std::map<std::uint64_t, pending_send> all;
+      for (std::size_t i = 0; i < entries_.size(); ++i)
+        if (entries_[i].state) all.emplace(first_ + i, std::move(entries_[i]));
+      entries_.clear();
+      return all;
+    }
+
+   private:
+    std::uint64_t first_ = 0;  // id of entries_.front()
+    std::deque<pending_send> entries_;
+  };
+
   void service();                      // loop: eventfd / posted
   void drain_locked();                 // recv_mu_ held
   void flush_pending_locked();         // mu_ held
@@ -166,7 +210,15 @@ class unit : public std::enable_shared_from_this<unit> {
   ipc::endpoint ep_;
   bool ep_valid_ = false;
   std::uint64_t next_id_ = 1;
-  std::map<std::uint64_t, std::shared_ptr<reply_state>> inflight_;
+  // Requests written to the current instance's ring and not answered yet (= send order). Each
+  // keeps its body: one the instance never started is sent again to the next instance.
+  inflight_requests inflight_;
+  // Small bodies of answered requests, freed by the next send on the fast path (while the child
+  // handles it) instead of on the reply's path, where the caller of get() waits; or when the
+  // instance ends. At most 64 of at most 4 KiB (mu_).
+  std::vector<std::vector<std::byte>> retired_;
+  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (recv_mu_ + mu_)
+  std::uint64_t instances_ = 0;      // instances launched with a channel (start_info::instance)
   std::deque<pending_send> pending_;
   bool stopping_ = false;
   bool restart_after_stop_ = false;  // the stop under way is part of a restart: keep the queue
@@ -200,6 +252,16 @@ class unit : public std::enable_shared_from_this<unit> {
   void fail_launch(const launch_error& err);
   // The instance's channel and its epoll watch go (recv_mu_ and mu_ held).
   void drop_channel_locked();
+  // A new instance's channel is set up: its ids start at 1 and its start frame (start_info) is
+  // the first frame in its ring (recv_mu_ and mu_ held).
+  void send_start_locked();
+  // After an instance died: takes out of `lost` (its requests in flight) those it never started
+  // and queues them, in order, ahead of every later send for the next instance; what is left in
+  // `lost` fails. Only when a next instance comes (state starting) and the child's word can be
+  // taken: `trusted` (its channel is not corrupt) and `handling` (the id it published as in
+  // progress) is 0, the id it answered last, or the oldest request in flight; anything else fails
+  // every request in flight (mu_ held).
+  void requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted);
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
