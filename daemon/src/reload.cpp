@@ -32,7 +32,9 @@ bool same_program(const program_config& a, const program_config& b) {
          a.stop_signal == b.stop_signal && a.stop_timeout == b.stop_timeout && a.backoff == b.backoff &&
          same_limits(a.limits, b.limits) && a.resources == b.resources && a.stdout_target == b.stdout_target &&
          a.stderr_target == b.stderr_target && a.log_max_size == b.log_max_size && a.log_keep == b.log_keep &&
-         a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout;
+         a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout &&
+         a.ready_fd == b.ready_fd && a.ready_address == b.ready_address && a.ready_command == b.ready_command &&
+         a.ready_interval == b.ready_interval && a.watchdog == b.watchdog && a.health == b.health;
 }
 
 std::string reload_plan::summary() const {

@@ -30,6 +30,7 @@
 #include "procsup/daemon/output.hpp"
 #include "procsup/daemon/pid_namespace.hpp"
 #include "procsup/daemon/reload.hpp"
+#include "procsup/daemon/services.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
 namespace procsup::daemon {
@@ -233,7 +234,13 @@ class daemon_runner {
     o.request_timeout = p.hang_timeout;
     const std::string id = inst.id;
     o.prepare_launch = [this, &p, id](child_setup& s) { return output_.prepare(p, id, s); };
+    try {
+      svc_.configure(id, p, o);  // readiness rule and health check (services.cpp)
+    } catch (const std::system_error& e) {
+      log_event(spdlog::level::err, "[" + id + "] cannot set up its readiness rule", {{"error", e.what()}});
+    }
     inst.unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
+    svc_.attach(id, inst.unit);
     instances_.push_back(std::move(inst));
   }
 
@@ -249,6 +256,7 @@ class daemon_runner {
   }
 
   void on_event(const lifecycle_event& e) {
+    svc_.on_event(e);
     // The run's last output first, then its end.
     if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
     // The log line of an exit, and of the restart it causes, is written once the new instance is
@@ -522,6 +530,7 @@ class daemon_runner {
       auto forget = [this, id, step] {
         output_.release(id);
         contain_->release(id);
+        svc_.release(id);
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());
@@ -610,6 +619,7 @@ class daemon_runner {
       else if (WIFSIGNALED(st)) o["last_exit"] = {{"signal", procsup::signal_name(WTERMSIG(st))}};
       if (!info.last_error.empty()) o["last_error"] = info.last_error;
       add_usage(o, i.id, info.pid);
+      svc_.describe(i.id, o);
       arr.push_back(std::move(o));
     }
     return arr;
@@ -671,6 +681,7 @@ class daemon_runner {
   notifier notify_;
   std::unique_ptr<control_server> ctl_;
   std::unique_ptr<containment> contain_;  // before sup_: units hold their cgroups
+  services svc_{loop_};                   // before sup_: units' launches and events use it
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
   output_router output_{loop_};

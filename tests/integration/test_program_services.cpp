@@ -1,0 +1,302 @@
+// Services (docs/services.md, issue 15) on the real binary: readiness of unmodified programs
+// (the real systemd-notify and redis-server speaking sd_notify, the s6 notification fd, TCP /
+// HTTP / exec probes), the notify watchdog, health checks that restart an unhealthy instance,
+// and a hanging check that does not hold up a sibling's restart.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fstream>
+
+#include "helpers/program_harness.hpp"
+
+namespace {
+
+using namespace procsup::testing;
+
+class program_services : public program_test {
+ protected:
+  std::string header() const { return "[supervisor]\nsocket = " + toml_str(dir_.socket()) + "\n"; }
+  // A shell command that waits for the file `go` before running `then` (the test decides when a
+  // program may become ready, instead of racing a sleep).
+  std::string after_go(const std::string& go, const std::string& then) const {
+    return "while [ ! -e " + go + " ]; do sleep 0.02; done; " + then;
+  }
+  static void touch(const std::string& path) { std::ofstream(path) << "x"; }
+};
+
+// A TCP port that was free a moment ago (bound to 0, read back, closed).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("free_port");
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool have(const std::string& exe) { return ::access(exe.c_str(), X_OK) == 0; }
+
+// A python3 HTTP server on `port`: /healthz answers 503 while the file `bad` exists, else 200.
+std::string health_server(program_dir& dir, int port, const std::string& bad) {
+  return dir.write("server.py",
+                   "import http.server, os\n"
+                   "class H(http.server.BaseHTTPRequestHandler):\n"
+                   "    def do_GET(self):\n"
+                   "        code = 503 if os.path.exists(" + toml_str(bad) + ") else 200\n"
+                   "        self.send_response(code)\n"
+                   "        self.send_header('Content-Length', '0')\n"
+                   "        self.end_headers()\n"
+                   "    def log_message(self, *a):\n"
+                   "        pass\n"
+                   "http.server.HTTPServer(('127.0.0.1', " + std::to_string(port) + "), H).serve_forever()\n");
+}
+
+TEST_F(program_services, a_notify_program_is_starting_until_systemd_notify_says_ready_with_its_status) {
+  ASSERT_TRUE(have("/usr/bin/systemd-notify")) << "Debian's systemd package (scripts/setup.sh)";
+  const std::string go = dir_.file("go");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"n\"\nready = \"notify\"\nready_timeout = \"60s\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", after_go(go, "systemd-notify --ready --status=up; echo notify-rc=$?; exec sleep 600")}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[n] spawned"));
+  json st = status_of(dir_.socket(), "n");
+  EXPECT_EQ(st["state"], "starting") << st.dump();
+  EXPECT_EQ(st["ready"], false);
+  EXPECT_EQ(st["ready_rule"], "notify");
+  EXPECT_TRUE(st["status_text"].is_null());
+  EXPECT_TRUE(p.events("ready").empty()) << "procsup is not ready while a program is starting";
+
+  touch(go);
+  auto ev = p.wait_event("[n] ready");
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["cause"], "READY=1");
+  ASSERT_TRUE(p.wait_event("ready"));
+  st = status_of(dir_.socket(), "n");
+  EXPECT_EQ(st["state"], "running");
+  EXPECT_EQ(st["ready"], true);
+  EXPECT_EQ(st["status_text"], "up");
+  // systemd-notify's barrier (BARRIER=1 + a pipe fd) was answered: it exits 0 at once, not after
+  // its 5 s timeout with "Failed to invoke barrier".
+  ASSERT_TRUE(p.wait_line([](const std::string& l) { return l.find("notify-rc=0") != std::string::npos; }, "notify-rc=0"));
+  const std::string table = ctl(dir_.socket(), {"status"}).out;
+  EXPECT_NE(table.find("STATUS"), std::string::npos) << table;
+  EXPECT_NE(table.find("up"), std::string::npos) << table;
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, redis_server_supervised_by_systemd_becomes_ready_through_its_own_sd_notify) {
+  if (!have("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"redis\"\nready = \"notify\"\nready_timeout = \"60s\"\ncommand = " +
+      toml_argv({"/usr/bin/redis-server", "--supervised", "systemd", "--port", "0", "--save", "", "--appendonly", "no",
+                 "--unixsocket", dir_.file("redis.sock"), "--dir", dir_.file("")}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto ev = p.wait_event("[redis] ready");
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["cause"], "READY=1");
+  const json st = status_of(dir_.socket(), "redis");
+  EXPECT_EQ(st["ready"], true);
+  EXPECT_EQ(st["status_text"], "Ready to accept connections") << st.dump();
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, a_missed_watchdog_ping_kills_the_instance_and_it_is_restarted) {
+  ASSERT_TRUE(have("/usr/bin/systemd-notify"));
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"w\"\nready = \"notify\"\nwatchdog = \"1s\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c",
+                 "echo \"wd usec=$WATCHDOG_USEC pid=$WATCHDOG_PID main=$$\"; systemd-notify --ready; "
+                 "for i in 1 2 3; do systemd-notify WATCHDOG=1; sleep 0.2; done; echo pings-stopped; exec sleep 600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto spawned = p.wait_event("[w] spawned");
+  ASSERT_TRUE(spawned);
+  const std::string main = std::to_string((*spawned)["pid"].get<long long>());
+  // WATCHDOG_PID is the instance's own pid (set by the child itself before exec).
+  ASSERT_TRUE(p.wait_line([&](const std::string& l) {
+    return l.find("wd usec=1000000 pid=" + main + " main=" + main) != std::string::npos;
+  }, "the watchdog variables"));
+  ASSERT_TRUE(p.wait_event("[w] ready"));
+  auto crashed = p.wait_event("[w] crashed");
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ((*crashed)["cause"], "watchdog timeout");
+  // The strategy (restart) applies.
+  ASSERT_TRUE(p.wait_event("[w] spawned", json::object(), static_cast<std::size_t>((*crashed)["_index"].get<std::size_t>())));
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, a_notify_program_that_never_says_ready_fails_at_its_ready_timeout) {
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"mute\"\nready = \"notify\"\nready_timeout = \"300ms\"\nstrategy = \"stop\"\ncommand = " +
+      toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto crashed = p.wait_event("[mute] crashed");
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ((*crashed)["cause"], "did not become ready within 300 ms");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, a_newline_on_the_notification_fd_makes_it_ready) {
+  const std::string go = dir_.file("go");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"s6\"\nready = { fd = 5 }\ncommand = " +
+      toml_argv({"/bin/sh", "-c", after_go(go, "echo >&5; exec sleep 600")}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[s6] spawned"));
+  EXPECT_EQ(status_of(dir_.socket(), "s6")["state"], "starting");
+  touch(go);
+  auto ev = p.wait_event("[s6] ready");
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["cause"], "newline on fd 5");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, tcp_http_and_exec_probes_make_programs_ready_once_they_pass) {
+  const std::string go = dir_.file("go");
+  const int tcp_port = free_port(), http_port = free_port();
+  const std::string server = "exec python3 -m http.server --bind 127.0.0.1 ";
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"tcp\"\nready = { tcp = \"127.0.0.1:" + std::to_string(tcp_port) + "\" }\n"
+      "ready_interval = \"50ms\"\nready_timeout = \"60s\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", after_go(go, server + std::to_string(tcp_port))}) + "\n"
+      "[[program]]\nname = \"http\"\nready = { http = \"http://127.0.0.1:" + std::to_string(http_port) + "/\" }\n"
+      "ready_interval = \"50ms\"\nready_timeout = \"60s\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", after_go(go, server + std::to_string(http_port))}) + "\n"
+      "[[program]]\nname = \"exec\"\nready = { exec = [\"test\", \"-e\", " + toml_str(go) + "] }\n"
+      "ready_interval = \"50ms\"\nready_timeout = \"60s\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[exec] spawned"));
+  for (const char* id : {"tcp", "http", "exec"}) {
+    const json st = status_of(dir_.socket(), id);
+    EXPECT_EQ(st["state"], "starting") << st.dump();
+  }
+  EXPECT_EQ(status_of(dir_.socket(), "tcp")["ready_error"], "Connection refused");
+  touch(go);
+  auto tcp = p.wait_event("[tcp] ready");
+  auto http = p.wait_event("[http] ready");
+  auto exec = p.wait_event("[exec] ready");
+  ASSERT_TRUE(tcp && http && exec);
+  EXPECT_EQ((*tcp)["cause"], "connect 127.0.0.1:" + std::to_string(tcp_port) + ": connected");
+  EXPECT_EQ((*http)["cause"], "GET /: 200");
+  EXPECT_EQ((*exec)["cause"], "exec test: exit 0");
+  ASSERT_TRUE(p.wait_event("ready"));
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, an_unhealthy_instance_is_killed_after_its_failures_and_restarted_with_that_cause) {
+  const int port = free_port();
+  const std::string bad = dir_.file("bad");
+  const std::string script = health_server(dir_, port, bad);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/healthz";
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"web\"\nready = { http = " + toml_str(url) + " }\nready_timeout = \"60s\"\n"
+      "health = { http = " + toml_str(url) + ", interval = \"300ms\", timeout = \"2s\", failures = 3 }\n"
+      "command = " + toml_argv({"python3", script}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[web] ready"));
+  touch(bad);
+  auto first = p.wait_event("[web] health check failed", {{"failures", "1/3"}});
+  ASSERT_TRUE(first);
+  EXPECT_EQ((*first)["check"], "GET /healthz: 503");
+  ASSERT_TRUE(p.wait_event("[web] health check failed", {{"failures", "2/3"}}));
+  auto crashed = p.wait_event("[web] crashed");
+  ASSERT_TRUE(crashed);
+  EXPECT_EQ((*crashed)["cause"], "unhealthy: GET /healthz: 503 after 3 checks");
+  const std::size_t at = (*crashed)["_index"].get<std::size_t>();
+  ASSERT_TRUE(p.wait_event("[web] spawned", json::object(), at));
+  ::unlink(bad.c_str());
+  ASSERT_TRUE(p.wait_event("[web] ready", json::object(), at));
+  const json st = status_of(dir_.socket(), "web");
+  EXPECT_EQ(st["restarts"], 1);
+  EXPECT_EQ(st["last_error"], "unhealthy: GET /healthz: 503 after 3 checks");
+  EXPECT_TRUE(st["health"] == "starting" || st["health"] == "healthy") << st.dump();
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, status_shows_unhealthy_n_of_failures_between_failed_checks) {
+  const std::string bad = dir_.file("bad");
+  touch(bad);
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"h\"\nhealth = { exec = [\"test\", \"!\", \"-e\", " + toml_str(bad) +
+      "], interval = \"60s\", failures = 3 }\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[h] health check failed", {{"failures", "1/3"}}));
+  const json st = status_of(dir_.socket(), "h");
+  EXPECT_EQ(st["health"], "unhealthy (1/3)") << st.dump();
+  EXPECT_EQ(st["health_error"], "exited with code 1");
+  const std::string table = ctl(dir_.socket(), {"status"}).out;
+  EXPECT_NE(table.find("unhealthy (1/3)"), std::string::npos) << table;
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+// The time of a JSON log line, in ms since the epoch's day start (enough to subtract two).
+long long ms_of(const json& ev) {
+  const std::string t = ev.value("time", "");  // 2026-12-04T02:15:57.008Z
+  const int h = std::stoi(t.substr(11, 2)), m = std::stoi(t.substr(14, 2)), s = std::stoi(t.substr(17, 2));
+  const int ms = std::stoi(t.substr(20, 3));
+  return ((h * 60LL + m) * 60 + s) * 1000 + ms;
+}
+
+TEST_F(program_services, a_hanging_health_check_does_not_delay_a_siblings_restart) {
+  const std::string tag = unique_tag("hang");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"slow\"\nhealth = { exec = [\"python3\", \"-c\", \"import time; time.sleep(60)\", " +
+      toml_str(tag) + "], interval = \"100ms\", timeout = \"50s\" }\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"crashy\"\ncommand = " + toml_argv({"/bin/sh", "-c", "sleep 0.3; exit 3"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  // The check is running (and will hang for 50 s) ...
+  ASSERT_TRUE(p.wait_event("[slow] ready"));
+  const auto until = std::chrono::steady_clock::now() + default_deadline;
+  while (live_processes_tagged(tag).empty() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(live_processes_tagged(tag).empty()) << "the hanging check never started";
+  // ... while the sibling crashes and is restarted three times, each at once.
+  std::size_t from = p.lines().size();
+  long long worst = 0;
+  for (int i = 0; i < 3; ++i) {
+    auto crashed = p.wait_event("[crashy] crashed", json::object(), from);
+    ASSERT_TRUE(crashed);
+    auto spawned = p.wait_event("[crashy] spawned", json::object(), (*crashed)["_index"].get<std::size_t>());
+    ASSERT_TRUE(spawned);
+    auto restarting = p.events("[crashy] restarting");
+    const long long delay = restarting.empty() ? 0 : restarting.back().value("delay_ms", 0LL);
+    worst = std::max(worst, ms_of(*spawned) - ms_of(*crashed) - delay);
+    from = (*spawned)["_index"].get<std::size_t>() + 1;
+  }
+  EXPECT_FALSE(live_processes_tagged(tag).empty()) << "the check still hangs";
+  // Generous for a loaded 2-core box: a restart that waited for the check would take ~50 s.
+  EXPECT_LT(worst, 2000) << "a restart waited " << worst << " ms beyond its backoff";
+  std::printf("restart of a sibling while a health check hangs: worst %lld ms beyond the backoff\n", worst);
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+  EXPECT_TRUE(wait_tagged_gone(tag).empty()) << "the hanging check is killed at shutdown";
+}
+
+TEST_F(program_services, check_rejects_bad_ready_and_health_tables_with_their_line) {
+  const std::string cfg = dir_.write("bad.toml",
+      "[[program]]\nname = \"a\"\ncommand = [\"true\"]\nready = { fd = 3, tcp = \"127.0.0.1:1\" }\n"
+      "[[program]]\nname = \"b\"\ncommand = [\"true\"]\nwatchdog = \"1s\"\n"
+      "[[program]]\nname = \"c\"\ncommand = [\"true\"]\nhealth = { interval = \"1s\" }\n"
+      "[[program]]\nname = \"d\"\ncommand = [\"true\"]\nready = { http = \"ftp://x\" }\n");
+  auto r = run_procsup_cli({"check", cfg});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad.toml:4:9: program[0].ready: needs exactly one of fd, tcp, http, exec; got 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad.toml:8:12: program[1].watchdog: needs ready = \"notify\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("program[2].health: needs exactly one of http, tcp, exec; got 0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("program[3].ready.http: expected an http:// URL"), std::string::npos) << r.err;
+}
+
+}  // namespace
