@@ -1,6 +1,7 @@
 // TOML -> config structs. A small checker walks every table: each key is looked up in a table of
 // known keys, each value is type-checked, and every problem becomes a config_error (collected).
 #include "procsup/daemon/config.hpp"
+#include "procsup/daemon/sockets.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -9,6 +10,8 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -403,6 +406,7 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
   bool have_name = false;
   bool have_command = false;
   const toml::node* watchdog_at = nullptr;  // for its error
+  const toml::node* sockets_at = nullptr;
   for (auto&& [k, v] : t) {
     const std::string key = prefix + "." + std::string(k.str());
     if (k == "name") {
@@ -491,6 +495,39 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
       if (auto n = c.integer(v, key, 0, 1000)) p.log_keep = static_cast<int>(*n);
     } else if (k == "ready") {
       parse_ready(c, v, key, p);
+    } else if (k == "depends_on") {
+      p.depends_line = static_cast<int>(v.source().begin.line);
+      p.depends_column = static_cast<int>(v.source().begin.column);
+      const auto* a = v.as_array();
+      if (a == nullptr) {
+        c.wrong_type(v, key, "an array of program names");
+        continue;
+      }
+      for (std::size_t i = 0; i < a->size(); ++i)
+        if (auto s = c.string((*a)[i], key + "[" + std::to_string(i) + "]")) p.depends_on.push_back(*s);
+    } else if (k == "sockets") {
+      const auto* a = v.as_array();
+      if (a == nullptr) {
+        c.wrong_type(v, key, "an array of addresses (\"tcp://127.0.0.1:8080\", \"unix:///run/x.sock\")");
+        continue;
+      }
+      sockets_at = &v;
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const std::string skey = key + "[" + std::to_string(i) + "]";
+        if (auto s = c.string((*a)[i], skey)) {
+          if (auto err = check_socket_address(*s); !err.empty()) c.error((*a)[i].source(), skey, "\"" + *s + "\": " + err);
+          else p.sockets.push_back(*s);
+        }
+      }
+    } else if (k == "socket_mode") {
+      if (auto s = c.string(v, key)) {
+        char* end = nullptr;
+        const unsigned long m = std::strtoul(s->c_str(), &end, 8);
+        if (s->empty() || *end != '\0' || m > 07777) c.error(v.source(), key, "expected an octal mode like \"0660\", got \"" + *s + "\"");
+        else p.socket_mode = static_cast<unsigned>(m);
+      }
+    } else if (k == "on_dependency_restart") {
+      if (auto r = c.choice<bool>(v, key, {{"ignore", false}, {"restart", true}})) p.restart_with_dependency = *r;
     } else if (k == "health") {
       parse_health(c, v, key, p);
     } else if (k == "ready_interval") {
@@ -509,10 +546,58 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
       c.error(k.source(), key, "unknown key");
     }
   }
+  if (sockets_at != nullptr && p.ready == readiness::protocol)
+    c.error(sockets_at->source(), prefix + ".sockets", "cannot be used with ready = \"protocol\" (its channel is fds 3 and 4)");
+  if (sockets_at != nullptr && p.ready == readiness::fd && p.ready_fd < 3 + static_cast<int>(p.sockets.size()))
+    c.error(sockets_at->source(), prefix + ".sockets",
+            "fds 3-" + std::to_string(2 + p.sockets.size()) + " are the sockets: ready = { fd = " + std::to_string(p.ready_fd) +
+                " } must be above them");
   if (watchdog_at != nullptr && p.watchdog.count() > 0 && p.ready != readiness::notify)
     c.error(watchdog_at->source(), prefix + ".watchdog", "needs ready = \"notify\" (the program pings with WATCHDOG=1)");
   if (!have_name) c.error(t.source(), prefix + ".name", "missing (every program needs a name)");
   if (!have_command) c.error(t.source(), prefix + ".command", "missing (the program's argv)");
+}
+
+// depends_on: known names, not itself, no cycle ("program[2].depends_on: cycle api -> worker -> api").
+void check_dependencies(checker& c, const config& cfg) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i) index.emplace(cfg.programs[i].name, i);
+  auto fail = [&](std::size_t i, const std::string& message) {
+    const auto& p = cfg.programs[i];
+    c.errors.push_back({c.file, p.depends_line, p.depends_column, "program[" + std::to_string(i) + "].depends_on", message});
+  };
+  bool known = true;
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i)
+    for (const auto& d : cfg.programs[i].depends_on) {
+      if (d == cfg.programs[i].name) fail(i, "a program cannot depend on itself");
+      else if (!index.count(d)) fail(i, "unknown program \"" + d + "\"");
+      else continue;
+      known = false;
+    }
+  if (!known) return;
+  // Depth-first; reaching a program on the current path again closes a cycle (reported once, at
+  // the program where it starts).
+  std::vector<int> mark(cfg.programs.size(), 0);  // 0 new, 1 on the path, 2 done
+  std::vector<std::size_t> path;
+  std::function<bool(std::size_t)> visit = [&](std::size_t i) {
+    mark[i] = 1;
+    path.push_back(i);
+    for (const auto& d : cfg.programs[i].depends_on) {
+      const std::size_t j = index.at(d);
+      if (mark[j] == 1) {
+        std::string text;
+        for (auto it = std::find(path.begin(), path.end(), j); it != path.end(); ++it) text += cfg.programs[*it].name + " -> ";
+        fail(j, "cycle " + text + cfg.programs[j].name);
+        return true;
+      }
+      if (mark[j] == 0 && visit(j)) return true;
+    }
+    mark[i] = 2;
+    path.pop_back();
+    return false;
+  };
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i)
+    if (mark[i] == 0 && visit(i)) return;
 }
 
 config_result parse_table(checker& c, const toml::table& root, const std::string& file) {
@@ -548,6 +633,7 @@ config_result parse_table(checker& c, const toml::table& root, const std::string
       c.error(k.source(), key, "unknown key (known: supervisor, program)");
     }
   }
+  if (c.errors.empty()) check_dependencies(c, cfg);
   if (!c.errors.empty()) {
     // Tables iterate in key order; report in file order.
     std::stable_sort(c.errors.begin(), c.errors.end(),

@@ -34,7 +34,9 @@ bool same_program(const program_config& a, const program_config& b) {
          a.stderr_target == b.stderr_target && a.log_max_size == b.log_max_size && a.log_keep == b.log_keep &&
          a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout &&
          a.ready_fd == b.ready_fd && a.ready_address == b.ready_address && a.ready_command == b.ready_command &&
-         a.ready_interval == b.ready_interval && a.watchdog == b.watchdog && a.health == b.health;
+         a.ready_interval == b.ready_interval && a.watchdog == b.watchdog && a.health == b.health &&
+         a.depends_on == b.depends_on && a.restart_with_dependency == b.restart_with_dependency &&
+         a.sockets == b.sockets && a.socket_mode == b.socket_mode;
 }
 
 std::string reload_plan::summary() const {

@@ -299,4 +299,80 @@ TEST_F(program_services, check_rejects_bad_ready_and_health_tables_with_their_li
   EXPECT_NE(r.err.find("program[3].ready.http: expected an http:// URL"), std::string::npos) << r.err;
 }
 
+// ---- depends_on
+
+TEST_F(program_services, a_dependent_starts_only_once_its_dependency_is_ready) {
+  const std::string go = dir_.file("go");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"db\"\nready = { exec = [\"test\", \"-e\", " + toml_str(go) +
+      "] }\nready_interval = \"20ms\"\nready_timeout = \"60s\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto waiting = p.wait_event("[api] waiting for its dependencies");
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ((*waiting)["depends_on"], json::array({"db"}));
+  ASSERT_TRUE(p.wait_event("[db] spawned"));
+  EXPECT_TRUE(p.events("[api] spawned").empty()) << "api started before db was ready";
+  touch(go);
+  auto ready = p.wait_event("[db] ready");
+  auto spawned = p.wait_event("[api] spawned");
+  ASSERT_TRUE(ready && spawned);
+  EXPECT_GT((*spawned)["_index"].get<std::size_t>(), (*ready)["_index"].get<std::size_t>());
+  std::printf("api spawned %lld ms after db's ready event\n", ms_of(*spawned) - ms_of(*ready));
+  ASSERT_TRUE(p.wait_event("ready"));  // procsup's own readiness waits for the dependent too
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, shutdown_stops_dependents_before_their_dependencies) {
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"db\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"web\"\ndepends_on = [\"api\", \"db\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("ready"));
+  p.kill(SIGTERM);
+  auto web = p.wait_event("[web] exited");
+  auto api = p.wait_event("[api] exited");
+  auto db = p.wait_event("[db] exited");
+  ASSERT_TRUE(web && api && db);
+  EXPECT_LT((*web)["_index"].get<std::size_t>(), (*api)["_index"].get<std::size_t>());
+  EXPECT_LT((*api)["_index"].get<std::size_t>(), (*db)["_index"].get<std::size_t>());
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, on_dependency_restart_restarts_a_dependent_when_its_dependency_comes_back) {
+  const std::string marker = dir_.file("crashed-once");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"db\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", "if [ ! -e " + marker + " ]; then touch " + marker + "; sleep 0.5; exit 1; fi; exec sleep 600"}) +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\non_dependency_restart = \"restart\"\ncommand = " +
+      toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"cron\"\ndepends_on = [\"db\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[db] crashed"));
+  auto again = p.wait_event("[api] restarting: its dependency restarted");
+  ASSERT_TRUE(again);
+  ASSERT_TRUE(p.wait_event("[api] spawned", json::object(), (*again)["_index"].get<std::size_t>()));
+  EXPECT_EQ(status_of(dir_.socket(), "api")["restarts"], 1);
+  EXPECT_EQ(status_of(dir_.socket(), "cron")["restarts"], 0) << "on_dependency_restart defaults to ignore";
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, check_rejects_unknown_dependencies_and_cycles_with_their_line) {
+  const std::string unknown = dir_.write("unknown.toml",
+      "[[program]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"nope\"]\n");
+  auto r = run_procsup_cli({"check", unknown});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown.toml:4:14: program[0].depends_on: unknown program \"nope\""), std::string::npos) << r.err;
+  const std::string cycle = dir_.write("cycle.toml",
+      "[[program]]\nname = \"db\"\ncommand = [\"true\"]\n"
+      "[[program]]\nname = \"worker\"\ncommand = [\"true\"]\ndepends_on = [\"api\"]\n"
+      "[[program]]\nname = \"api\"\ncommand = [\"true\"]\ndepends_on = [\"db\", \"worker\"]\n");
+  r = run_procsup_cli({"check", cycle});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("cycle.toml:7:14: program[1].depends_on: cycle worker -> api -> worker"), std::string::npos) << r.err;
+}
+
 }  // namespace

@@ -105,8 +105,14 @@ struct program_config {
   std::string ready_address;               // ready = { tcp = "host:port" } / { http = "http://..." }
   std::vector<std::string> ready_command;  // ready = { exec = [...] }
   std::chrono::milliseconds ready_interval{100};  // how often a probe runs until ready
-  std::chrono::milliseconds watchdog{0};
-  std::optional<health_config> health;    // liveness checks while running   // ready = "notify": WATCHDOG=1 at least this often (0: off)
+  std::chrono::milliseconds watchdog{0};   // ready = "notify": WATCHDOG=1 at least this often (0: off)
+  std::optional<health_config> health;     // liveness checks while running
+  // Start order: started once every instance of each of these programs is ready; stopped before them.
+  std::vector<std::string> depends_on;
+  bool restart_with_dependency = false;    // on_dependency_restart = "restart" (default "ignore")
+  std::vector<std::string> sockets;        // held listening sockets: "tcp://host:port", "unix:///path"
+  unsigned socket_mode = 0666;             // unix sockets' file mode
+  int depends_line = 0, depends_column = 0;  // where depends_on is written (cycle messages)
   std::chrono::milliseconds hang_timeout{0};  // 0 = no hang detection
   int line = 0;                               // where the [[program]] table starts (for messages)
 };
