@@ -4,8 +4,11 @@
 // and a hanging check that does not hold up a sibling's restart.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <fstream>
 
@@ -373,6 +376,167 @@ TEST_F(program_services, check_rejects_unknown_dependencies_and_cycles_with_thei
   r = run_procsup_cli({"check", cycle});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("cycle.toml:7:14: program[1].depends_on: cycle worker -> api -> worker"), std::string::npos) << r.err;
+}
+
+// ---- sockets held across restarts
+
+TEST_F(program_services, held_sockets_reach_the_program_as_fd_3_and_up_with_the_listen_variables) {
+  const int port = free_port();
+  const std::string path = dir_.file("api.sock");
+  {  // a stale socket file of an earlier run: replaced
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ::close(fd);
+  }
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"api\"\nsockets = [\"tcp://127.0.0.1:" + std::to_string(port) + "\", \"unix://" + path +
+      "\"]\nsocket_mode = \"0600\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", "echo \"fds=$LISTEN_FDS names=$LISTEN_FDNAMES pid=$LISTEN_PID main=$$\"; exec sleep 600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto spawned = p.wait_event("[api] spawned");
+  ASSERT_TRUE(spawned);
+  const std::string pid = std::to_string((*spawned)["pid"].get<long long>());
+  ASSERT_TRUE(p.wait_line([&](const std::string& l) {
+    return l.find("fds=2 names=tcp_127.0.0.1_" + std::to_string(port) + ":unix_" ) != std::string::npos &&
+           l.find(" pid=" + pid + " main=" + pid) != std::string::npos;
+  }, "the LISTEN_* variables with LISTEN_PID = the program's pid"));
+  // fd 3 and 4 are the listening sockets.
+  char link[256] = {};
+  ASSERT_GT(::readlink(("/proc/" + pid + "/fd/3").c_str(), link, sizeof link - 1), 0);
+  EXPECT_EQ(std::string(link).rfind("socket:", 0), 0u) << link;
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  // A connection is accepted by the kernel (the backlog) even though the program never accepts.
+  const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  ::close(c);
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file is removed at exit";
+}
+
+TEST_F(program_services, a_socket_that_cannot_be_bound_stops_procsup_at_start_naming_the_address) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string address = "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"api\"\nsockets = [" + toml_str(address) + "]\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto ev = p.wait_event("[api] cannot open its sockets");
+  ASSERT_TRUE(ev);
+  EXPECT_EQ((*ev)["error"], address + ": bind: Address already in use");
+  EXPECT_EQ(p.wait_exit(), 2);
+  EXPECT_TRUE(p.events("[api] spawned").empty());
+  ::close(taken);
+  auto r = run_procsup_cli({"check", dir_.write("bad.toml", "[[program]]\nname = \"a\"\ncommand = [\"true\"]\n"
+                                                          "sockets = [\"udp://1.2.3.4:5\"]\n")});
+  EXPECT_NE(r.err.find("bad.toml:4:12: program[0].sockets[0]: \"udp://1.2.3.4:5\": expected tcp://HOST:PORT or unix:///PATH"),
+            std::string::npos) << r.err;
+}
+
+// A real HTTP server that exits after every 50th request, restarted by procsup at once, and a
+// client making 2,000 sequential requests: with `sockets`, no connection is refused.
+struct crash_run {
+  int ok = 0, errors = 0, restarts = 0;
+  std::string kinds;
+};
+
+crash_run run_crashing_server(program_dir& dir, const std::string& socket_path, bool held) {
+  const int port = free_port();
+  const std::string server = dir.write(held ? "server-held.py" : "server-own.py",
+      "import os, socket, sys\n"
+      "from http.server import HTTPServer, BaseHTTPRequestHandler\n"
+      "class H(BaseHTTPRequestHandler):\n"
+      "    protocol_version = 'HTTP/1.0'\n"
+      "    def do_GET(self):\n"
+      "        self.send_response(200)\n"
+      "        self.send_header('Content-Length', '2')\n"
+      "        self.end_headers()\n"
+      "        self.wfile.write(b'ok')\n"
+      "    def log_message(self, *a):\n"
+      "        pass\n"
+      "if os.environ.get('LISTEN_FDS') == '1':\n"
+      "    assert os.environ['LISTEN_PID'] == str(os.getpid())\n"
+      "    srv = HTTPServer(('127.0.0.1', 0), H, bind_and_activate=False)\n"
+      "    srv.socket.close()\n"
+      "    srv.socket = socket.socket(fileno=3)\n"
+      "else:\n"
+      "    srv = HTTPServer(('127.0.0.1', " + std::to_string(port) + "), H)\n"
+      "print('serving', flush=True)\n"
+      "for _ in range(50):\n"
+      "    srv.handle_request()\n"
+      "sys.exit(1)\n");
+  const std::string client = dir.write("client.py",
+      "import http.client, json, sys, time\n"
+      "port = int(sys.argv[1])\n"
+      "ok = errors = 0\n"
+      "kinds = {}\n"
+      "for i in range(2000):\n"
+      "    try:\n"
+      "        c = http.client.HTTPConnection('127.0.0.1', port, timeout=30)\n"
+      "        c.request('GET', '/')\n"
+      "        r = c.getresponse()\n"
+      "        if r.status == 200 and r.read() == b'ok':\n"
+      "            ok += 1\n"
+      "        else:\n"
+      "            errors += 1\n"
+      "        c.close()\n"
+      "    except Exception as e:\n"
+      "        errors += 1\n"
+      "        kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1\n"
+      "print(json.dumps({'ok': ok, 'errors': errors, 'kinds': kinds}))\n");
+  const std::string cfg = dir.write(held ? "held.toml" : "own.toml",
+      "[supervisor]\nsocket = " + toml_str(socket_path) + "\nintensity = 100000\nperiod = \"60s\"\n"
+      "[[program]]\nname = \"web\"\n" +
+      (held ? "sockets = [\"tcp://127.0.0.1:" + std::to_string(port) + "\"]\n" : std::string()) +
+      "backoff = { initial = \"0ms\", max = \"0ms\" }\ncommand = " + toml_argv({"python3", server}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  crash_run out;
+  if (!p.wait_line([](const std::string& l) { return l.find("serving") != std::string::npos; }, "serving")) return out;
+  const std::string result = dir.file(held ? "held.json" : "own.json");
+  const int fd = ::open(result.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const pid_t c = detail::spawn({"/usr/bin/python3", client, std::to_string(port)}, fd, 2);
+  ::close(fd);
+  const int status = detail::wait_child_bounded(c, std::chrono::minutes(3));
+  EXPECT_EQ(detail::exit_code_of(status), 0);
+  const json r = json::parse(read_file(result), nullptr, false);
+  EXPECT_TRUE(r.is_object()) << read_file(result);
+  if (r.is_object()) {
+    out.ok = r.value("ok", 0);
+    out.errors = r.value("errors", 0);
+    out.kinds = r["kinds"].dump();
+  }
+  out.restarts = static_cast<int>(p.events("[web] crashed").size());
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+  return out;
+}
+
+TEST_F(program_services, no_connection_is_refused_across_crashes_while_procsup_holds_the_socket) {
+  const crash_run held = run_crashing_server(dir_, dir_.socket(), true);
+  const crash_run own = run_crashing_server(dir_, dir_.socket(), false);
+  std::printf("2000 sequential requests, server exits after every 50th:\n"
+              "  sockets held by procsup: %d answered, %d errors, %d restarts\n"
+              "  server binds its own:    %d answered, %d errors %s, %d restarts\n",
+              held.ok, held.errors, held.restarts, own.ok, own.errors, own.kinds.c_str(), own.restarts);
+  EXPECT_EQ(held.ok, 2000);
+  EXPECT_EQ(held.errors, 0);
+  EXPECT_GE(held.restarts, 39);  // 2,000 / 50 - 1: it really crashed all along
 }
 
 }  // namespace
