@@ -709,6 +709,16 @@ class daemon_runner {
       svc_.describe(i.id, o);
       arr.push_back(std::move(o));
     }
+    // Programs not started yet: waiting for their dependencies (depends_on).
+    for (const program_config* w : waiting_) {
+      json deps = json::array();
+      for (const auto& d : w->depends_on)
+        if (!all_ready(d)) deps.push_back(d);
+      for (int k = 0; k < w->instances; ++k)
+        arr.push_back({{"name", w->name}, {"instance", k}, {"id", w->instances > 1 ? w->name + ":" + std::to_string(k) : w->name},
+                       {"pid", nullptr}, {"state", "waiting"}, {"restarts", 0}, {"uptime_s", nullptr},
+                       {"last_exit", nullptr}, {"ready", false}, {"waiting_for", deps}});
+    }
     return arr;
   }
 

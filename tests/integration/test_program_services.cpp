@@ -316,6 +316,9 @@ TEST_F(program_services, a_dependent_starts_only_once_its_dependency_is_ready) {
   EXPECT_EQ((*waiting)["depends_on"], json::array({"db"}));
   ASSERT_TRUE(p.wait_event("[db] spawned"));
   EXPECT_TRUE(p.events("[api] spawned").empty()) << "api started before db was ready";
+  const json st = status_of(dir_.socket(), "api");
+  EXPECT_EQ(st["state"], "waiting") << st.dump();
+  EXPECT_EQ(st["waiting_for"], json::array({"db"}));
   touch(go);
   auto ready = p.wait_event("[db] ready");
   auto spawned = p.wait_event("[api] spawned");
