@@ -94,6 +94,45 @@ TEST_F(program_services, a_notify_program_is_starting_until_systemd_notify_says_
   EXPECT_EQ(p.wait_exit(), 0);
 }
 
+// A program speaking sd_notify itself (Python's sendmsg): EXTEND_TIMEOUT_USEC keeps it past its
+// ready_timeout, fds it sends are all closed by procsup, MAINPID / ERRNO / RELOADING reach status.
+TEST_F(program_services, notify_fields_extend_the_start_are_shown_and_every_fd_received_is_closed) {
+  const std::string script = dir_.write("notifier.py",
+      "import array, os, socket, sys, time\n"
+      "addr = os.environ['NOTIFY_SOCKET']\n"
+      "addr = '\\0' + addr[1:] if addr.startswith('@') else addr\n"
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+      "def send(msg, fds=()):\n"
+      "    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds).tobytes())] if fds else []\n"
+      "    s.sendmsg([msg.encode()], anc, 0, addr)\n"
+      "send('EXTEND_TIMEOUT_USEC=30000000')\n"
+      "time.sleep(3)  # beyond ready_timeout = 2s: only the extension keeps it alive\n"
+      "r, w = os.pipe()\n"
+      "send('STATUS=sending fds', [w, w, w])\n"
+      "os.close(w)\n"
+      "os.read(r, 1)  # EOF only once procsup has closed every copy of w\n"
+      "print('all-closed', flush=True)\n"
+      "send('MAINPID=%d\\nERRNO=5\\nREADY=1' % os.getpid())\n"
+      "time.sleep(0.2)\n"
+      "send('RELOADING=1')\n"
+      "time.sleep(600)\n");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"py\"\nready = \"notify\"\nready_timeout = \"2s\"\ncommand = " + toml_argv({"python3", script}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_line([](const std::string& l) { return l.find("all-closed") != std::string::npos; }, "all-closed"));
+  auto ready = p.wait_event("[py] ready");
+  ASSERT_TRUE(ready);
+  EXPECT_TRUE(p.events("[py] crashed").empty()) << "killed at its ready_timeout despite EXTEND_TIMEOUT_USEC";
+  ASSERT_TRUE(p.wait_event("[py] reloading"));
+  const json st = status_of(dir_.socket(), "py");
+  EXPECT_EQ(st["main_pid"], (*ready)["pid"]) << st.dump();
+  EXPECT_EQ(st["errno"], 5);
+  EXPECT_EQ(st["notify_state"], "reloading");
+  EXPECT_EQ(st["status_text"], "sending fds");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
 TEST_F(program_services, redis_server_supervised_by_systemd_becomes_ready_through_its_own_sd_notify) {
   if (!have("/usr/bin/redis-server")) GTEST_SKIP() << "redis-server is not installed (scripts/setup.sh installs it)";
   const std::string cfg = dir_.write("p.toml", header() +
