@@ -73,6 +73,7 @@ void notify_socket::drain(const std::function<void(const notify_message&)>& fn) 
       return;  // EAGAIN: all read
     }
     pid_t sender = 0;
+    uid_t uid = static_cast<uid_t>(-1);
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET) continue;
       if (c->cmsg_type == SCM_RIGHTS) {
@@ -86,12 +87,14 @@ void notify_socket::drain(const std::function<void(const notify_message&)>& fn) 
         ucred cred{};
         std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
         sender = cred.pid;
+        uid = cred.uid;
       }
     }
     // A truncated datagram (over 4 KiB) is dropped, as systemd does: its fields may be cut.
     if ((msg.msg_flags & MSG_TRUNC) != 0 || static_cast<std::size_t>(n) >= sizeof data) continue;
     notify_message m = parse(data, static_cast<std::size_t>(n));
     m.sender = sender;
+    m.uid = uid;
     fn(m);
   }
 }

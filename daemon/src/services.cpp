@@ -7,7 +7,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <system_error>
 
@@ -215,9 +217,39 @@ void services::stop_checks(instance& in) {
 
 // ---- sd_notify
 
+// An abstract socket can be reached by any local process: a datagram counts only if its sender
+// (SCM_CREDENTIALS) runs as root, procsup's user or the program's, and, if it still exists, is in
+// the instance's session or cgroup (NotifyAccess=all). A sender that has exited already
+// (systemd-notify often has) is judged by its uid alone.
+static bool sender_allowed(const notify_message& m, pid_t instance_pid, const program_config& cfg,
+                    const std::shared_ptr<procsup::cgroup>& cg) {
+  if (m.sender <= 0) return false;
+  if (m.uid != 0 && m.uid != ::geteuid() && !(cfg.uid && m.uid == *cfg.uid)) return false;
+  if (m.sender == instance_pid) return true;
+  const pid_t sid = ::getsid(m.sender);
+  if (sid < 0) return errno == ESRCH;  // gone: the uid decided
+  if (sid == instance_pid) return true;
+  if (cg) {
+    std::ifstream f("/proc/" + std::to_string(m.sender) + "/cgroup");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("0::", 0) == 0) {
+        const std::string rel = line.substr(3);
+        const std::string& path = cg->path();
+        return !rel.empty() && path.size() >= rel.size() && path.compare(path.size() - rel.size(), rel.size(), rel) == 0;
+      }
+  }
+  return false;
+}
+
 void services::on_notify(instance& in) {
   in.sock->drain([this, &in](const notify_message& m) {
     if (in.pid == 0 || !in.unit) return;  // between instances: nobody to attribute it to
+    if (!sender_allowed(m, in.pid, *in.cfg, in.unit->spec().cgroup)) {
+      log_event(spdlog::level::warn, "[" + in.id + "] notify message from outside the instance ignored",
+                {{"sender_pid", m.sender}, {"sender_uid", static_cast<long long>(m.uid)}});
+      return;
+    }
     if (m.has("STATUS")) {
       in.status_text = m.get("STATUS");
       log_event(spdlog::level::info, "[" + in.id + "] status", {{"status", in.status_text}});

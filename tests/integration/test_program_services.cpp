@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 
 #include "helpers/program_harness.hpp"
@@ -129,6 +131,41 @@ TEST_F(program_services, notify_fields_extend_the_start_are_shown_and_every_fd_r
   EXPECT_EQ(st["errno"], 5);
   EXPECT_EQ(st["notify_state"], "reloading");
   EXPECT_EQ(st["status_text"], "sending fds");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, a_notify_datagram_from_a_process_outside_the_instance_is_ignored) {
+  const std::string go = dir_.file("go");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"n\"\nready = \"notify\"\nready_timeout = \"60s\"\ncommand = " +
+      toml_argv({"/bin/sh", "-c", "echo \"socket=$NOTIFY_SOCKET.\"; " + after_go(go, "systemd-notify --ready; exec sleep 600")}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  std::string address;
+  ASSERT_TRUE(p.wait_line([&](const std::string& l) {
+    const auto at = l.find("socket=@");
+    if (at == std::string::npos) return false;
+    address = l.substr(at + 8, l.find('.', at) - at - 8);
+    return true;
+  }, "the instance's NOTIFY_SOCKET"));
+  // The test (not in the instance's session or cgroup) claims it is ready.
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, address.data(), address.size());
+  const std::string msg = "READY=1\nSTATUS=forged";
+  ASSERT_EQ(::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a),
+                     static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + address.size())),
+            static_cast<ssize_t>(msg.size())) << std::strerror(errno);
+  ::close(fd);
+  auto ignored = p.wait_event("[n] notify message from outside the instance ignored");
+  ASSERT_TRUE(ignored);
+  EXPECT_EQ((*ignored)["sender_pid"], ::getpid());
+  const json st = status_of(dir_.socket(), "n");
+  EXPECT_EQ(st["state"], "starting") << st.dump();
+  EXPECT_TRUE(st["status_text"].is_null());
+  touch(go);
+  ASSERT_TRUE(p.wait_event("[n] ready"));
   p.kill(SIGTERM);
   EXPECT_EQ(p.wait_exit(), 0);
 }

@@ -13,10 +13,12 @@
 
 namespace procsup::daemon {
 
-// One datagram: its NAME=value lines, and the sender's pid (SCM_CREDENTIALS, 0 if none came).
+// One datagram: its NAME=value lines, and the sender's pid and uid (SCM_CREDENTIALS; 0 / -1 if
+// none came).
 struct notify_message {
   std::map<std::string, std::string> fields;
   pid_t sender = 0;
+  uid_t uid = static_cast<uid_t>(-1);
   bool has(const std::string& k) const { return fields.count(k) != 0; }
   std::string get(const std::string& k) const {
     auto it = fields.find(k);
