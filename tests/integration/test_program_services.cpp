@@ -442,6 +442,31 @@ TEST_F(program_services, on_dependency_restart_restarts_a_dependent_when_its_dep
   EXPECT_EQ(p.wait_exit(), 0);
 }
 
+TEST_F(program_services, a_program_added_by_reload_waits_for_its_dependency_too) {
+  const std::string go = dir_.file("go");
+  const std::string first = header() + "[[program]]\nname = \"db\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n";
+  const std::string cfg = dir_.write("p.toml", first);
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("ready"));
+  dir_.write("p.toml", first +
+      "[[program]]\nname = \"cache\"\nready = { exec = [\"test\", \"-e\", " + toml_str(go) + "] }\nready_interval = \"20ms\"\n"
+      "ready_timeout = \"60s\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\", \"cache\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  const auto r = ctl(dir_.socket(), {"reload"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(p.wait_event("reload applied"));
+  ASSERT_TRUE(p.wait_event("[cache] spawned"));
+  EXPECT_EQ(status_of(dir_.socket(), "api")["state"], "waiting");
+  EXPECT_TRUE(p.events("[api] spawned").empty());
+  touch(go);
+  auto ready = p.wait_event("[cache] ready");
+  auto spawned = p.wait_event("[api] spawned");
+  ASSERT_TRUE(ready && spawned);
+  EXPECT_GT((*spawned)["_index"].get<std::size_t>(), (*ready)["_index"].get<std::size_t>());
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
 TEST_F(program_services, check_rejects_unknown_dependencies_and_cycles_with_their_line) {
   const std::string unknown = dir_.write("unknown.toml",
       "[[program]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"nope\"]\n");
