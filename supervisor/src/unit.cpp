@@ -270,7 +270,7 @@ void unit::arm_start_timer(std::chrono::milliseconds after) {
 }
 
 void unit::mark_ready(pid_t pid, std::string how) {
-  if (this->pid() != pid || pid == 0) return;
+  if (this->pid() != pid || pid == 0 || state() != process_state::starting) return;
   ready_how_ = std::move(how);
   become_ready();
 }
