@@ -15,7 +15,7 @@ packages=(
   clang libclang-rt-14-dev     # libFuzzer target
   util-linux procps            # unshare, ps (PID-1 and process tests)
   systemd redis-server         # services tests: the real systemd-notify and an sd_notify daemon (its own service is not started: policy-rc.d)
-  pkg-config libcpp-httplib-dev   # HTTP probes and health checks (probe.cpp)
+  libcpp-httplib-dev           # HTTP probes and health checks (probe.cpp)
 )
 
 missing=()
