@@ -15,6 +15,8 @@ packages=(
   clang libclang-rt-14-dev     # libFuzzer target
   util-linux procps            # unshare, ps (PID-1 and process tests)
   dpkg-dev file                # cpack -G DEB (dpkg-shlibdeps) and its test
+  systemd redis-server         # services tests: the real systemd-notify and an sd_notify daemon (its own service is not started: policy-rc.d)
+  libcpp-httplib-dev           # HTTP probes and health checks (probe.cpp)
 )
 
 missing=()

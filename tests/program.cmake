@@ -7,7 +7,7 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   include(${CMAKE_CURRENT_LIST_DIR}/helpers.cmake)
   # name, ctest TIMEOUT per test (generous: the machine may be loaded, ASan is slow)
   foreach(spec restart:90 stop:90 pid1:90 config:90 child_env:90 ctl:90 notify:90 containment:120 cli:90 logs:90
-               import:90)
+               import:90 services:180)
     string(REPLACE ":" ";" spec ${spec})
     list(GET spec 0 what)
     list(GET spec 1 timeout)

@@ -1,6 +1,7 @@
 // TOML -> config structs. A small checker walks every table: each key is looked up in a table of
 // known keys, each value is type-checked, and every problem becomes a config_error (collected).
 #include "procsup/daemon/config.hpp"
+#include "procsup/daemon/sockets.hpp"
 
 #include <fcntl.h>
 #include "procsup/daemon/environment.hpp"
@@ -13,6 +14,8 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -401,10 +404,119 @@ void finish_lifecycle_keys(checker& c, const toml::table& t, const std::string& 
             "strategy = \"escalate\"");
 }
 
+// `ready`: a name ("none", "protocol", "notify") or a table with one probe: { fd = N },
+// { tcp = "host:port" }, { http = "http://host:port/path" }, { exec = [argv] } (docs/services.md).
+void parse_ready(checker& c, const toml::node& v, const std::string& key, program_config& p) {
+  if (v.is_string()) {
+    if (auto r = c.choice<readiness>(v, key, {{"none", readiness::none},
+                                              {"exit", readiness::exit},
+                                              {"protocol", readiness::protocol},
+                                              {"notify", readiness::notify}}))
+      p.ready = *r;
+    return;
+  }
+  const auto* t = v.as_table();
+  if (t == nullptr) {
+    c.wrong_type(v, key, "\"none\" | \"protocol\" | \"notify\" or a table { fd | tcp | http | exec = ... }");
+    return;
+  }
+  int forms = 0;
+  for (const auto& [rk, rv] : *t) {
+    const std::string rkey = key + "." + std::string(rk.str());
+    if (rk == "fd") {
+      ++forms;
+      if (auto n = c.integer(rv, rkey, 3, 1023)) {
+        p.ready = readiness::fd;
+        p.ready_fd = static_cast<int>(*n);
+      }
+    } else if (rk == "tcp") {
+      ++forms;
+      if (auto s = c.string(rv, rkey)) {
+        const auto colon = s->rfind(':');
+        if (colon == std::string::npos || colon == 0 || colon + 1 == s->size() ||
+            s->find_first_not_of("0123456789", colon + 1) != std::string::npos)
+          c.error(rv.source(), rkey, "expected \"host:port\", got \"" + *s + "\"");
+        p.ready = readiness::tcp;
+        p.ready_address = *s;
+      }
+    } else if (rk == "http") {
+      ++forms;
+      if (auto s = c.string(rv, rkey)) {
+        if (s->rfind("http://", 0) != 0 || s->size() <= 7)
+          c.error(rv.source(), rkey, "expected an http:// URL, got \"" + *s + "\"");
+        p.ready = readiness::http;
+        p.ready_address = *s;
+      }
+    } else if (rk == "exec") {
+      ++forms;
+      const auto* a = rv.as_array();
+      if (a == nullptr || a->empty()) {
+        c.error(rv.source(), rkey, "expected a non-empty array of strings (argv)");
+        continue;
+      }
+      p.ready = readiness::exec;
+      for (std::size_t i = 0; i < a->size(); ++i)
+        if (auto s = c.string((*a)[i], rkey + "[" + std::to_string(i) + "]")) p.ready_command.push_back(*s);
+    } else {
+      c.error(rk.source(), rkey, "unknown key (expected one of fd, tcp, http, exec)");
+    }
+  }
+  if (forms != 1) c.error(v.source(), key, "needs exactly one of fd, tcp, http, exec; got " + std::to_string(forms));
+}
+
+void parse_health(checker& c, const toml::node& v, const std::string& key, program_config& p) {
+  const auto* t = v.as_table();
+  if (t == nullptr) {
+    c.wrong_type(v, key, "a table { http | tcp | exec = ..., interval, timeout, failures, start_after }");
+    return;
+  }
+  health_config h;
+  int forms = 0;
+  for (const auto& [hk, hv] : *t) {
+    const std::string hkey = key + "." + std::string(hk.str());
+    if (hk == "tcp" || hk == "http") {
+      ++forms;
+      if (auto s = c.string(hv, hkey)) {
+        const bool http = hk == "http";
+        if (http && (s->rfind("http://", 0) != 0 || s->size() <= 7))
+          c.error(hv.source(), hkey, "expected an http:// URL, got \"" + *s + "\"");
+        if (!http && (s->rfind(':') == std::string::npos || s->rfind(':') + 1 == s->size()))
+          c.error(hv.source(), hkey, "expected \"host:port\", got \"" + *s + "\"");
+        h.kind = http ? readiness::http : readiness::tcp;
+        h.address = *s;
+      }
+    } else if (hk == "exec") {
+      ++forms;
+      const auto* a = hv.as_array();
+      if (a == nullptr || a->empty()) {
+        c.error(hv.source(), hkey, "expected a non-empty array of strings (argv)");
+        continue;
+      }
+      h.kind = readiness::exec;
+      for (std::size_t i = 0; i < a->size(); ++i)
+        if (auto s = c.string((*a)[i], hkey + "[" + std::to_string(i) + "]")) h.command.push_back(*s);
+    } else if (hk == "interval" || hk == "timeout" || hk == "start_after") {
+      if (auto d = c.duration(hv, hkey)) {
+        if (hk == "start_after") h.start_after = *d;
+        else if (d->count() <= 0) c.error(hv.source(), hkey, "must be longer than 0");
+        else (hk == "interval" ? h.interval : h.timeout) = *d;
+      }
+    } else if (hk == "failures") {
+      if (auto n = c.integer(hv, hkey, 1, 1000)) h.failures = static_cast<int>(*n);
+    } else {
+      c.error(hk.source(), hkey, "unknown key (expected http, tcp, exec, interval, timeout, failures, start_after)");
+    }
+  }
+  if (forms != 1) c.error(v.source(), key, "needs exactly one of http, tcp, exec; got " + std::to_string(forms));
+  p.health = h;
+}
+
 void parse_program(checker& c, const toml::table& t, const std::string& prefix, const std::string& base, program_config& p) {
   p.line = static_cast<int>(t.source().begin.line);
   bool have_name = false;
   bool have_command = false;
+  const toml::node* watchdog_at = nullptr;  // for its error
+  const toml::node* sockets_at = nullptr;
   for (auto&& [k, v] : t) {
     const std::string key = prefix + "." + std::string(k.str());
     if (k == "name") {
@@ -494,10 +606,50 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
     } else if (k == "log_keep") {
       if (auto n = c.integer(v, key, 0, 1000)) p.log_keep = static_cast<int>(*n);
     } else if (k == "ready") {
-      if (auto r = c.choice<readiness>(v, key, {{"none", readiness::none},
-                                                {"exit", readiness::exit},
-                                                {"protocol", readiness::protocol}}))
-        p.ready = *r;
+      parse_ready(c, v, key, p);
+    } else if (k == "depends_on") {
+      p.depends_line = static_cast<int>(v.source().begin.line);
+      p.depends_column = static_cast<int>(v.source().begin.column);
+      const auto* a = v.as_array();
+      if (a == nullptr) {
+        c.wrong_type(v, key, "an array of program names");
+        continue;
+      }
+      for (std::size_t i = 0; i < a->size(); ++i)
+        if (auto s = c.string((*a)[i], key + "[" + std::to_string(i) + "]")) p.depends_on.push_back(*s);
+    } else if (k == "sockets") {
+      const auto* a = v.as_array();
+      if (a == nullptr) {
+        c.wrong_type(v, key, "an array of addresses (\"tcp://127.0.0.1:8080\", \"unix:///run/x.sock\")");
+        continue;
+      }
+      sockets_at = &v;
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const std::string skey = key + "[" + std::to_string(i) + "]";
+        if (auto s = c.string((*a)[i], skey)) {
+          if (auto err = check_socket_address(*s); !err.empty()) c.error((*a)[i].source(), skey, "\"" + *s + "\": " + err);
+          else p.sockets.push_back(*s);
+        }
+      }
+    } else if (k == "socket_mode") {
+      if (auto s = c.string(v, key)) {
+        char* end = nullptr;
+        const unsigned long m = std::strtoul(s->c_str(), &end, 8);
+        if (s->empty() || *end != '\0' || m > 07777) c.error(v.source(), key, "expected an octal mode like \"0660\", got \"" + *s + "\"");
+        else p.socket_mode = static_cast<unsigned>(m);
+      }
+    } else if (k == "on_dependency_restart") {
+      if (auto r = c.choice<bool>(v, key, {{"ignore", false}, {"restart", true}})) p.restart_with_dependency = *r;
+    } else if (k == "health") {
+      parse_health(c, v, key, p);
+    } else if (k == "ready_interval") {
+      if (auto d = c.duration(v, key)) {
+        if (d->count() <= 0) c.error(v.source(), key, "must be longer than 0");
+        else p.ready_interval = *d;
+      }
+    } else if (k == "watchdog") {
+      if (auto d = c.duration(v, key)) p.watchdog = *d;
+      watchdog_at = &v;
     } else if (k == "ready_timeout") {
       if (auto d = c.duration(v, key)) p.ready_timeout = *d;
     } else if (k == "hang_timeout") {
@@ -508,9 +660,59 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
       c.error(k.source(), key, "unknown key");
     }
   }
+  if (sockets_at != nullptr && p.ready == readiness::protocol)
+    c.error(sockets_at->source(), prefix + ".sockets", "cannot be used with ready = \"protocol\" (its channel is fds 3 and 4)");
+  if (sockets_at != nullptr && p.ready == readiness::fd && p.ready_fd < 3 + static_cast<int>(p.sockets.size()))
+    c.error(sockets_at->source(), prefix + ".sockets",
+            "fds 3-" + std::to_string(2 + p.sockets.size()) + " are the sockets: ready = { fd = " + std::to_string(p.ready_fd) +
+                " } must be above them");
+  if (watchdog_at != nullptr && p.watchdog.count() > 0 && p.ready != readiness::notify)
+    c.error(watchdog_at->source(), prefix + ".watchdog", "needs ready = \"notify\" (the program pings with WATCHDOG=1)");
   if (!have_name) c.error(t.source(), prefix + ".name", "missing (every program needs a name)");
   if (!have_command) c.error(t.source(), prefix + ".command", "missing (the program's argv)");
   finish_lifecycle_keys(c, t, prefix, p);
+}
+
+// depends_on: known names, not itself, no cycle ("program[2].depends_on: cycle api -> worker -> api").
+void check_dependencies(checker& c, const config& cfg) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i) index.emplace(cfg.programs[i].name, i);
+  auto fail = [&](std::size_t i, const std::string& message) {
+    const auto& p = cfg.programs[i];
+    c.errors.push_back({c.file, p.depends_line, p.depends_column, "program[" + std::to_string(i) + "].depends_on", message});
+  };
+  bool known = true;
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i)
+    for (const auto& d : cfg.programs[i].depends_on) {
+      if (d == cfg.programs[i].name) fail(i, "a program cannot depend on itself");
+      else if (!index.count(d)) fail(i, "unknown program \"" + d + "\"");
+      else continue;
+      known = false;
+    }
+  if (!known) return;
+  // Depth-first; reaching a program on the current path again closes a cycle (reported once, at
+  // the program where it starts).
+  std::vector<int> mark(cfg.programs.size(), 0);  // 0 new, 1 on the path, 2 done
+  std::vector<std::size_t> path;
+  std::function<bool(std::size_t)> visit = [&](std::size_t i) {
+    mark[i] = 1;
+    path.push_back(i);
+    for (const auto& d : cfg.programs[i].depends_on) {
+      const std::size_t j = index.at(d);
+      if (mark[j] == 1) {
+        std::string text;
+        for (auto it = std::find(path.begin(), path.end(), j); it != path.end(); ++it) text += cfg.programs[*it].name + " -> ";
+        fail(j, "cycle " + text + cfg.programs[j].name);
+        return true;
+      }
+      if (mark[j] == 0 && visit(j)) return true;
+    }
+    mark[i] = 2;
+    path.pop_back();
+    return false;
+  };
+  for (std::size_t i = 0; i < cfg.programs.size(); ++i)
+    if (mark[i] == 0 && visit(i)) return;
 }
 
 config_result parse_table(checker& c, const toml::table& root, const std::string& file) {
@@ -546,6 +748,7 @@ config_result parse_table(checker& c, const toml::table& root, const std::string
       c.error(k.source(), key, "unknown key (known: supervisor, program)");
     }
   }
+  if (c.errors.empty()) check_dependencies(c, cfg);
   if (!c.errors.empty()) {
     // Tables iterate in key order; report in file order.
     std::stable_sort(c.errors.begin(), c.errors.end(),
@@ -726,6 +929,11 @@ std::string_view to_string(readiness r) {
     case readiness::none: return "none";
     case readiness::exit: return "exit";
     case readiness::protocol: return "protocol";
+    case readiness::notify: return "notify";
+    case readiness::fd: return "fd";
+    case readiness::tcp: return "tcp";
+    case readiness::http: return "http";
+    case readiness::exec: return "exec";
   }
   return "?";
 }

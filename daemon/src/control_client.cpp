@@ -197,8 +197,32 @@ std::string format_bytes(double b) {
   return buf;
 }
 
+namespace {
+void add_service_columns(const nlohmann::json& instances, std::vector<std::string>& header,
+                         std::vector<std::vector<std::string>>& rows) {
+  if (!instances.is_array()) return;
+  bool health = false, status = false;
+  for (const auto& i : instances) {
+    if (!i.is_object()) continue;
+    health = health || i.value("health", nlohmann::json{}).is_string();
+    status = status || i.value("status_text", nlohmann::json{}).is_string();
+  }
+  std::size_t r = 0;
+  for (const auto& i : instances) {
+    if (!i.is_object() || r >= rows.size()) continue;
+    const auto h = i.value("health", nlohmann::json{});
+    const auto t = i.value("status_text", nlohmann::json{});
+    if (health) rows[r].push_back(h.is_string() ? h.get<std::string>() : "-");
+    if (status) rows[r].push_back(t.is_string() ? t.get<std::string>() : "-");
+    ++r;
+  }
+  if (health) header.push_back("HEALTH");
+  if (status) header.push_back("STATUS");
+}
+}  // namespace
+
 std::string format_status_table(const nlohmann::json& instances) {
-  const std::vector<std::string> header{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST EXIT"};
+  std::vector<std::string> header{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST EXIT"};
   std::vector<std::vector<std::string>> rows;
   if (instances.is_array()) {
     std::map<std::string, int> per_name;
@@ -223,6 +247,9 @@ std::string format_status_table(const nlohmann::json& instances) {
                       last_exit_text(i.value("last_exit", nlohmann::json{}))});
     }
   }
+  // Services (docs/services.md): HEALTH and STATUS (sd_notify STATUS=) columns, only when some
+  // instance has a health check or a status text.
+  add_service_columns(instances, header, rows);
   std::vector<std::size_t> width(header.size());
   for (std::size_t c = 0; c < header.size(); ++c) {
     width[c] = header[c].size();

@@ -35,7 +35,11 @@ bool same_program(const program_config& a, const program_config& b) {
          a.ready == b.ready && a.ready_timeout == b.ready_timeout && a.hang_timeout == b.hang_timeout &&
          a.home == b.home && a.shell == b.shell && a.max_restarts == b.max_restarts &&
          a.restart_period == b.restart_period && a.essential == b.essential && a.exit_code == b.exit_code &&
-         a.env_files == b.env_files && a.file_env == b.file_env && a.autostart == b.autostart;
+         a.env_files == b.env_files && a.file_env == b.file_env && a.autostart == b.autostart &&
+         a.ready_fd == b.ready_fd && a.ready_address == b.ready_address && a.ready_command == b.ready_command &&
+         a.ready_interval == b.ready_interval && a.watchdog == b.watchdog && a.health == b.health &&
+         a.depends_on == b.depends_on && a.restart_with_dependency == b.restart_with_dependency &&
+         a.sockets == b.sockets && a.socket_mode == b.socket_mode;
 }
 
 std::string reload_plan::summary() const {

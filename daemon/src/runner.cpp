@@ -32,6 +32,8 @@
 #include "procsup/daemon/output.hpp"
 #include "procsup/daemon/pid_namespace.hpp"
 #include "procsup/daemon/reload.hpp"
+#include "procsup/daemon/services.hpp"
+#include "procsup/daemon/sockets.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
 namespace procsup::daemon {
@@ -133,8 +135,11 @@ class daemon_runner {
     // The runner owns its programs' settings: a reload replaces them while units still refer to
     // the old ones (std::list: stable addresses).
     for (const auto& p : cfg_.programs) programs_.push_back(p);
-    for (const auto& p : programs_)
-      for (int i = 0; i < p.instances; ++i) start_instance(p, i);
+    for (const auto& p : programs_) {
+      if (!hold_sockets(p)) return exit_codes::usage;  // before anything starts
+      waiting_.push_back(&p);
+    }
+    start_waiting();  // in dependency order (depends_on)
     launched_ = true;
     if (cfg_.supervisor.exit_when == exit_rule::all_done) loop_.post([this] { check_all_done(); });
 
@@ -229,7 +234,10 @@ class daemon_runner {
     // A program's instances stop together; under one_for_one the programs do not depend on
     // each other either, so a shutdown stops them all at once (it takes the longest
     // stop_timeout, not their sum). The other policies keep the reverse start order.
-    o.stop_group = cfg_.supervisor.policy == group_policy::one_for_one ? std::string("procsup") : p.name;
+    // With depends_on, every program is its own group: the reverse start order is the reverse
+    // dependency order.
+    const bool ordered = std::any_of(programs_.begin(), programs_.end(), [](const program_config& q) { return !q.depends_on.empty(); });
+    o.stop_group = cfg_.supervisor.policy == group_policy::one_for_one && !ordered ? std::string("procsup") : p.name;
     if (contain_->active()) {
       std::string error;
       o.cgroup = contain_->instance(inst.id, p.resources, error);
@@ -247,15 +255,23 @@ class daemon_runner {
     o.request_timeout = p.hang_timeout;
     const std::string id = inst.id;
     o.prepare_launch = [this, &p, id](child_setup& s) { return output_.prepare(p, id, s); };
+    if (auto held = sockets_.find(p.name); held != sockets_.end()) held->second.add_to_launch(o);
+    try {
+      svc_.configure(id, p, o);  // readiness rule and health check (services.cpp)
+    } catch (const std::system_error& e) {
+      log_event(spdlog::level::err, "[" + id + "] cannot set up its readiness rule", {{"error", e.what()}});
+    }
     // Listed before the launch: a launch that fails at once already reports events about it.
     instances_.push_back(std::move(inst));
     const std::size_t at = instances_.size() - 1;
     auto unit = sup_->spawn_program(std::move(o), to_strategy(p.strategy), false);
-    instances_[at].unit = std::move(unit);
+    instances_[at].unit = unit;
+    svc_.attach(id, unit);
   }
 
   void on_event(const lifecycle_event& e) {
     ends_procsup(e);
+    svc_.on_event(e);
     // The run's last output first, then its end.
     if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
     // The log line of an exit, and of the restart it causes, is written once the new instance is
@@ -264,6 +280,13 @@ class daemon_runner {
       lifecycle_event shown = e;
       shown.pid = host_pid(e.pid);  // as the host sees it (pid_namespace)
       log_lifecycle_event(shown);
+      // Posted: a first start's ready comes from inside spawn_program, before the instance's
+      // unit is recorded (start_instance lists it first); dependents are started after that.
+      if (e.kind == event_kind::ready)
+        loop_.post([this, e] {
+          on_instance_ready(e);
+          check_ready();  // the dependents it started may all be up already
+        });
       check_ready();  // after the line, so "ready" follows the event that made it so
       if (!waits_.empty()) settle_waits(&e);  // ctl start / stop / restart replies
       // Posted: the lines of this event's other deferred events (its "stopped") come first.
@@ -340,7 +363,7 @@ class daemon_runner {
         default: break;
       }
     }
-    if (!ready_sent_ && starting == 0) {
+    if (!ready_sent_ && starting == 0 && waiting_.empty()) {
       ready_sent_ = true;
       notify_.send("READY=1");
       log_event(spdlog::level::info, "ready", {{"running", running}, {"failed", failed}});
@@ -348,6 +371,77 @@ class daemon_runner {
     if (!shutting_down_)
       notify_.status(std::to_string(running) + " running, " + std::to_string(starting) + " starting, " +
                      std::to_string(failed) + " failed");
+  }
+
+  // ---- start order (depends_on, docs/services.md)
+
+  // Every instance of program `name` is ready (and it has instances).
+  bool all_ready(const std::string& name) {
+    if (std::any_of(waiting_.begin(), waiting_.end(), [&](const program_config* w) { return w->name == name; })) return false;
+    int n = 0;
+    for (auto& i : instances_) {
+      if (i.cfg->name != name) continue;
+      if (!i.unit || i.unit->state() != process_state::running) return false;
+      ++n;
+    }
+    return n > 0;
+  }
+
+  // Starts the waiting programs whose dependencies are all ready (again, until none is left
+  // that can start: a program started here does not make another ready before its ready event).
+  void start_waiting() {
+    if (shutting_down_) return;
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      const program_config& p = **it;
+      std::vector<std::string> missing;
+      for (const auto& d : p.depends_on)
+        if (!all_ready(d)) missing.push_back(d);
+      if (!missing.empty()) {
+        if (!launched_) log_event(spdlog::level::info, "[" + p.name + "] waiting for its dependencies", {{"depends_on", missing}});
+        ++it;
+        continue;
+      }
+      it = waiting_.erase(it);
+      if (!hold_sockets(p)) continue;  // a reload's new socket cannot be had: not started
+      if (!p.depends_on.empty()) log_event(spdlog::level::info, "[" + p.name + "] dependencies ready: starting", {{"depends_on", p.depends_on}});
+      for (int i = 0; i < p.instances; ++i) start_instance(p, i);
+    }
+  }
+
+  // The listening sockets of `p` (sockets = [...]), bound once and kept across its restarts;
+  // false (logged, naming the address) if they cannot be bound.
+  bool hold_sockets(const program_config& p) {
+    auto held = sockets_.find(p.name);
+    if (held != sockets_.end() && held->second.same_addresses(p.sockets)) return true;
+    if (held != sockets_.end()) sockets_.erase(held);  // a reload changed them
+    if (p.sockets.empty()) return true;
+    auto r = socket_set::open(p.sockets, static_cast<mode_t>(p.socket_mode));
+    if (auto* err = std::get_if<std::string>(&r)) {
+      log_event(spdlog::level::err, "[" + p.name + "] cannot open its sockets", {{"error", *err}});
+      return false;
+    }
+    auto& set = sockets_.emplace(p.name, std::move(std::get<socket_set>(r))).first->second;
+    for (const auto& s : set.sockets())
+      log_event(spdlog::level::info, "[" + p.name + "] listening", {{"address", s.address}, {"fd", s.fd}});
+    return true;
+  }
+
+  void on_instance_ready(const lifecycle_event& e) {
+    start_waiting();
+    if (e.restarts == 0) return;
+    // A dependency that restarted is ready again: dependents with on_dependency_restart =
+    // "restart" restart too (rest_for_one along that edge).
+    const instance* dep = nullptr;
+    for (auto& i : instances_)
+      if (i.id == e.process_id) dep = &i;
+    if (dep == nullptr) return;
+    const std::string name = dep->cfg->name;
+    for (auto& i : instances_)
+      if (i.cfg->restart_with_dependency &&
+          std::find(i.cfg->depends_on.begin(), i.cfg->depends_on.end(), name) != i.cfg->depends_on.end()) {
+        log_event(spdlog::level::info, "[" + i.id + "] restarting: its dependency restarted", {{"dependency", e.process_id}});
+        sup_->restart_child(i.id);
+      }
   }
 
   void schedule_watchdog(std::chrono::microseconds every) {
@@ -372,7 +466,8 @@ class daemon_runner {
       default:
         // Forwarded to every program's process group (SIGUSR1, SIGUSR2).
         log_event(spdlog::level::info, "forwarding signal", {{"signal", signal_name(sig)}});
-        for (auto& i : instances_) i.unit->signal(sig);
+        for (auto& i : instances_)
+          if (i.unit) i.unit->signal(sig);
         return;
     }
   }
@@ -382,7 +477,8 @@ class daemon_runner {
       if (code == exit_codes::clean && exit_code_ == exit_codes::clean) {
         // A second request: stop waiting for graceful exits.
         log_event(spdlog::level::warn, "second stop request: killing every program");
-        for (auto& i : instances_) i.unit->signal(SIGKILL);
+        for (auto& i : instances_)
+          if (i.unit) i.unit->signal(SIGKILL);
       }
       return;
     }
@@ -640,20 +736,27 @@ class daemon_runner {
     log_event(spdlog::level::info, "reload accepted", {{"changes", plan.summary()}});
     reloading_ = true;
     auto left = std::make_shared<std::size_t>(to_remove.size() + 1);
-    auto step = [this, left, grow, fresh = std::move(fresh), gone = std::move(gone), summary = plan.summary()] {
+    auto step = [this, left, grow, fresh = std::move(fresh), gone = std::move(gone), summary = plan.summary(),
+                 plan_removed = plan.removed] {
       if (--*left != 0) return;
       // Every instance to remove is gone: their settings objects are unreferenced now.
+      waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
+                                    [&](const program_config* w) { return std::find(gone.begin(), gone.end(), w->name) != gone.end(); }),
+                     waiting_.end());
+      for (const auto& name : plan_removed) sockets_.erase(name);
       programs_.remove_if([&](const program_config& p) {
         return std::find(gone.begin(), gone.end(), p.name) != gone.end() &&
                std::none_of(instances_.begin(), instances_.end(), [&](const instance& i) { return i.cfg == &p; });
       });
       if (!shutting_down_) {
         for (auto [p, from] : grow)
-          for (int i = from; i < p->instances; ++i) start_instance(*p, i);
+          if (std::find(waiting_.begin(), waiting_.end(), p) == waiting_.end())  // else started in full later
+            for (int i = from; i < p->instances; ++i) start_instance(*p, i);
         for (const auto& q : fresh) {
           programs_.push_back(q);
-          for (int i = 0; i < q.instances; ++i) start_instance(programs_.back(), i);
+          waiting_.push_back(&programs_.back());
         }
+        start_waiting();
       }
       reloading_ = false;
       log_event(spdlog::level::info, "reload applied", {{"changes", summary}});
@@ -665,6 +768,7 @@ class daemon_runner {
       auto forget = [this, id, step] {
         output_.release(id);
         contain_->release(id);
+        svc_.release(id);
         instances_.erase(std::remove_if(instances_.begin(), instances_.end(),
                                         [&](const instance& i) { return i.id == id; }),
                          instances_.end());
@@ -754,7 +858,18 @@ class daemon_runner {
       else if (WIFSIGNALED(st)) o["last_exit"] = {{"signal", procsup::signal_name(WTERMSIG(st))}};
       if (!info.last_error.empty()) o["last_error"] = info.last_error;
       add_usage(o, i.id, info.pid);
+      svc_.describe(i.id, o);
       arr.push_back(std::move(o));
+    }
+    // Programs not started yet: waiting for their dependencies (depends_on).
+    for (const program_config* w : waiting_) {
+      json deps = json::array();
+      for (const auto& d : w->depends_on)
+        if (!all_ready(d)) deps.push_back(d);
+      for (int k = 0; k < w->instances; ++k)
+        arr.push_back({{"name", w->name}, {"instance", k}, {"id", w->instances > 1 ? w->name + ":" + std::to_string(k) : w->name},
+                       {"pid", nullptr}, {"state", "waiting"}, {"restarts", 0}, {"uptime_s", nullptr},
+                       {"last_exit", nullptr}, {"ready", false}, {"waiting_for", deps}});
     }
     return arr;
   }
@@ -815,9 +930,12 @@ class daemon_runner {
   notifier notify_;
   std::unique_ptr<control_server> ctl_;
   std::unique_ptr<containment> contain_;  // before sup_: units hold their cgroups
+  services svc_{loop_};                   // before sup_: units' launches and events use it
   std::unique_ptr<supervisor> sup_;
   std::vector<instance> instances_;
   std::vector<command_wait> waits_;  // ctl start / stop / restart not answered yet
+  std::vector<const program_config*> waiting_;  // not started yet: a dependency is not ready
+  std::map<std::string, socket_set> sockets_;   // program name -> its held listening sockets
   output_router output_{loop_};
   std::optional<rlimit_setting> inherited_nofile_;  // the fd limit procsup was started with
   int exit_code_ = exit_codes::clean;

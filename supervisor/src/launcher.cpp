@@ -352,11 +352,24 @@ struct exec_child {
   const char* file;
   char* const* argv;
   char* const* envp;
+  // child_setup::pid_env: where each "NAME=" slot's digits go (20 bytes reserved after it).
+  char* const* pid_slots = nullptr;
+  std::size_t pid_slot_count = 0;
 };
+
+// getpid() into `out` as decimal with a terminating NUL; async-signal-safe (no allocation).
+void format_pid(char* out) {
+  char digits[24];
+  int n = 0;
+  for (auto v = static_cast<unsigned long>(::getpid()); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  for (int i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+  out[n] = '\0';
+}
 
 int exec_child_main(void* arg) {
   const auto* c = static_cast<const exec_child*>(arg);
   run_child_setup(*c->plan);
+  for (std::size_t i = 0; i < c->pid_slot_count; ++i) format_pid(c->pid_slots[i]);
   ::execve(c->file, c->argv, c->envp);
   child_fail(*c->plan, step::exec, errno);
 }
@@ -542,6 +555,19 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec, const child
   argv.push_back(nullptr);
   std::vector<char*> envp;
   for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  // The child's own pid: a "NAME=" slot of this launch, filled in by the child before execve.
+  std::vector<std::string> pid_vars;
+  std::vector<char*> pid_slots;
+  for (const std::string& name : setup.pid_env) {
+    const std::string prefix = name + "=";
+    if (std::any_of(spec.env.begin(), spec.env.end(), [&](const std::string& e) { return e.rfind(prefix, 0) == 0; }))
+      continue;
+    pid_vars.push_back(prefix + std::string(21, '\0'));
+  }
+  for (std::string& v : pid_vars) {
+    envp.push_back(v.data());
+    pid_slots.push_back(v.data() + (v.size() - 21));
+  }
   envp.push_back(nullptr);
 
   child_plan plan;
@@ -549,7 +575,7 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec, const child
   std::vector<int> moved;
   if (const int e = prepare_plan(setup, plan, keep, moved, nullptr); e != 0)
     return make_error(e, "pipe", "prepare launch of " + path);
-  exec_child child{&plan, path.c_str(), argv.data(), envp.data()};
+  exec_child child{&plan, path.c_str(), argv.data(), envp.data(), pid_slots.data(), pid_slots.size()};
   if (unshare_unsupported.load(std::memory_order_relaxed)) return vfork_exec(plan, child, path, child_first);
 
   // Stage the fds onto the low slots; the child copies only the fds below the highest it needs.

@@ -556,6 +556,7 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   spec.setup = o.exec.setup;
   spec.exec = std::move(o.exec);
   spec.protocol = o.protocol;
+  spec.ready_later = o.ready_later;
   spec.stop_signal = o.stop_signal;
   spec.shutdown_timeout = o.stop_timeout;
   spec.success_codes = o.success_codes;

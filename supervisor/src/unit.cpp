@@ -247,20 +247,38 @@ void unit::launch() {
     loop_.watch(setup_report_fd_, EPOLLIN, [weak](std::uint32_t) {
       if (auto self = weak.lock()) self->on_setup_report();
     });
-  if (!with_channel) {
+  if (!with_channel && !spec_.ready_later) {
     become_ready();
     return;
   }
+  arm_start_timer(spec_.start_timeout);
+  if (!with_channel) return;  // ready_later: the owner calls mark_ready()
   loop_.watch(ep_.wake_fd(), EPOLLIN, [weak](std::uint32_t) {
     if (auto self = weak.lock()) self->service();
   });
-  start_timer_ = loop_.add_timer(spec_.start_timeout, [weak] {
+  service();  // arms the wakeup for the ready frame
+}
+
+void unit::arm_start_timer(std::chrono::milliseconds after) {
+  if (start_timer_) loop_.cancel_timer(std::exchange(start_timer_, 0));
+  std::weak_ptr<unit> weak = weak_from_this();
+  start_timer_ = loop_.add_timer(after, [weak] {
     if (auto self = weak.lock()) {
       self->start_timer_ = 0;
       self->kill_for("did not become ready within " + ms_text(self->spec_.start_timeout));
     }
   });
-  service();  // arms the wakeup for the ready frame
+}
+
+void unit::mark_ready(pid_t pid, std::string how) {
+  if (this->pid() != pid || pid == 0 || state() != process_state::starting) return;
+  ready_how_ = std::move(how);
+  become_ready();
+}
+
+void unit::extend_start_timeout(std::chrono::milliseconds more) {
+  if (state() != process_state::starting || start_timer_ == 0) return;
+  arm_start_timer(more);
 }
 
 void unit::become_ready() {
@@ -275,8 +293,9 @@ void unit::become_ready() {
   }
   if (emit) {
     const bool worker = spec_.body || spec_.protocol;
+    const std::string how = std::exchange(ready_how_, {});
     emit({event_kind::ready, spec_.id, pid, std::chrono::system_clock::now(),
-          worker ? "init() finished" : "exec'd", restarts_, {}, -1});
+          worker ? "init() finished" : how.empty() ? "exec'd" : how, restarts_, {}, -1});
   }
   if (on_ready) on_ready(*this);
   notify_started("");

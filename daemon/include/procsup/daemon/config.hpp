@@ -19,7 +19,9 @@ namespace procsup::daemon {
 
 enum class group_policy { one_for_one, one_for_all, rest_for_one };
 enum class restart_strategy { restart, stop, escalate };
-enum class readiness { none, exit, protocol };  // when an instance counts as up
+// When an instance counts as up: at exec (none), by the worker protocol, or by a rule for
+// unmodified programs (docs/services.md): sd_notify READY=1, a newline on an fd, or a probe.
+enum class readiness { none, exit, protocol, notify, fd, tcp, http, exec };
 enum class exit_rule { never, all_done };         // [supervisor] exit_when
 
 // Where a child's stdout / stderr go: procsup's log (default), procsup's own fd, or a file.
@@ -65,6 +67,18 @@ struct cgroup_limits {
   }
 };
 
+// health = { http | tcp | exec = ..., interval, timeout, failures, start_after } (docs/services.md).
+struct health_config {
+  readiness kind = readiness::none;  // tcp, http or exec: which probe
+  std::string address;               // tcp / http
+  std::vector<std::string> command;  // exec
+  std::chrono::milliseconds interval{10'000};
+  std::chrono::milliseconds timeout{2'000};
+  int failures = 3;                  // consecutive failed checks that kill the instance
+  std::chrono::milliseconds start_after{0};  // first check this long after the instance is ready
+  bool operator==(const health_config&) const = default;
+};
+
 struct program_config {
   std::string name;
   std::vector<std::string> command;  // argv; command[0] is resolved at run time (resolve_executable)
@@ -91,6 +105,18 @@ struct program_config {
   int log_keep = 5;                          // rotated files kept
   readiness ready = readiness::none;
   std::chrono::milliseconds ready_timeout{10'000};
+  int ready_fd = 0;                        // ready = { fd = N }: the child's fd N (>= 3)
+  std::string ready_address;               // ready = { tcp = "host:port" } / { http = "http://..." }
+  std::vector<std::string> ready_command;  // ready = { exec = [...] }
+  std::chrono::milliseconds ready_interval{100};  // how often a probe runs until ready
+  std::chrono::milliseconds watchdog{0};   // ready = "notify": WATCHDOG=1 at least this often (0: off)
+  std::optional<health_config> health;     // liveness checks while running
+  // Start order: started once every instance of each of these programs is ready; stopped before them.
+  std::vector<std::string> depends_on;
+  bool restart_with_dependency = false;    // on_dependency_restart = "restart" (default "ignore")
+  std::vector<std::string> sockets;        // held listening sockets: "tcp://host:port", "unix:///path"
+  unsigned socket_mode = 0666;             // unix sockets' file mode
+  int depends_line = 0, depends_column = 0;  // where depends_on is written (cycle messages)
   std::chrono::milliseconds hang_timeout{0};  // 0 = no hang detection
   // Issue 20 (failure budget, container exit, environment); see docs/config.md.
   std::optional<int> max_restarts;                        // own budget; unset: [supervisor] intensity

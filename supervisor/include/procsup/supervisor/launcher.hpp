@@ -65,6 +65,10 @@ struct child_setup {
   // the address is free in the child) and kept out of the child's own forks. A pooled channel's
   // region (ipc::channel::region_source()); the fd is closed with the others afterwards.
   std::vector<shm::region_source> maps;
+  // Exec'd children: variables whose value is the child's own pid ("LISTEN_PID", "WATCHDOG_PID"),
+  // added to the environment by the child itself between clone and execve (the parent cannot
+  // know the pid before). Names only; a same-named variable already in the environment stays.
+  std::vector<std::string> pid_env;
 };
 
 struct exec_spec {

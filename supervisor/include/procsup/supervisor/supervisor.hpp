@@ -58,6 +58,9 @@ struct program_options {
   std::string stop_group;
   // The program links the worker runtime and speaks the channel (ready = "protocol").
   bool protocol = false;
+  // Ready later than its exec: the owner marks it ready on the unit (unit::mark_ready), within
+  // ready_timeout (sd_notify, probes).
+  bool ready_later = false;
   std::chrono::milliseconds ready_timeout{30'000};
   std::chrono::milliseconds request_timeout{0};    // protocol workers: hang detection
   ipc::channel_options channel{};

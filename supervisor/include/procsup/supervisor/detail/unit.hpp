@@ -58,6 +58,9 @@ struct unit_spec {
   // (fds 3 and 4, named by $PROCSUP_CHANNEL) and counts as ready only once it says so.
   std::optional<exec_spec> exec;
   bool protocol = false;
+  // An exec'd program that becomes ready later than its exec (sd_notify READY=1, a probe): it
+  // stays `starting` until the owner calls mark_ready() (or fails it), within start_timeout.
+  bool ready_later = false;
   child_setup setup;
   ipc::channel_options channel;
   std::chrono::milliseconds start_timeout{30'000};    // ready within this, or failed
@@ -110,6 +113,15 @@ class unit : public std::enable_shared_from_this<unit> {
   // Stop signals: the process group and every process in the cgroup (SIGKILL: cgroup.kill).
   void signal_all(int sig);
   void count_restart() { std::lock_guard lk(mu_); ++restarts_; }
+  // Owner hooks for spec().ready_later (the daemon's readiness rules), loop thread:
+  // the instance with main process `pid` is ready (`how` is the ready event's cause); a stale pid
+  // (a previous instance) or a unit not starting is ignored.
+  void mark_ready(pid_t pid, std::string how);
+  // Kills the current instance (SIGKILL, everything of it); its end carries `cause` ("watchdog
+  // timeout", "unhealthy: ...") and is handled as a failure.
+  void kill_with_cause(std::string cause) { kill_for(std::move(cause)); }
+  // While starting: the start timeout runs again from now, for at least `more` (EXTEND_TIMEOUT_USEC).
+  void extend_start_timeout(std::chrono::milliseconds more);
   // Calls `fn` once: with "" when the current (or next) instance is ready, or with the cause
   // when it fails before that.
   void when_started(std::function<void(const std::string& error)> fn) { start_waiters_.push_back(std::move(fn)); }
@@ -185,6 +197,7 @@ class unit : public std::enable_shared_from_this<unit> {
   void drain_locked();                 // recv_mu_ held
   void flush_pending_locked();         // mu_ held
   void become_ready();
+  void arm_start_timer(std::chrono::milliseconds after);
   void on_exit(int wait_status);
   void kill_for(std::string reason);   // loop: SIGKILL the group, remember why
   void hang_check();
@@ -233,6 +246,7 @@ class unit : public std::enable_shared_from_this<unit> {
   std::string handler_error_;  // last error frame's message; recv_mu_
   std::string kill_reason_;    // loop thread
   std::string protocol_error_; // recv_mu_: the child broke the protocol
+  std::string ready_how_;      // loop thread: the cause of the next ready event (mark_ready)
 
   std::vector<std::function<void(const std::string&)>> start_waiters_;
   void notify_started(const std::string& error) {
