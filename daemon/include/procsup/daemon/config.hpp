@@ -44,6 +44,9 @@ struct supervisor_config {
   int intensity = 5;                           // at most this many restarts ...
   std::chrono::milliseconds period{60'000};    // ... within this window, else give up
   std::string socket = "/run/procsup.sock";    // control socket
+  // Read-only HTTP endpoints (/metrics, /healthz, /readyz, /status): "host:port" or
+  // "unix:/path"; empty: off (see docs/observability.md).
+  std::string http;
 };
 
 // Limits the kernel enforces per instance through its cgroup (v2 controllers memory, cpu,
