@@ -75,6 +75,7 @@ void metrics_recorder::on_event(const lifecycle_event& e) {
 void metrics_recorder::forget(const std::string& id) {
   exits_.erase(id);
   died_.erase(id);
+  usage_.erase(id);
 }
 
 namespace {
@@ -101,11 +102,6 @@ void family(std::string& out, std::string_view name, std::string_view type, std:
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-double number_or(const nlohmann::json& o, const char* key, double fallback) {
-  auto it = o.find(key);
-  return it != o.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
 }  // namespace
 
 void append_label_value(std::string& out, std::string_view value) {
@@ -115,6 +111,27 @@ void append_label_value(std::string& out, std::string_view value) {
     else if (c == '\n') out += "\\n";
     else out += c;
   }
+}
+
+usage_sample read_proc_usage(pid_t pid) {
+  usage_sample u;
+  if (pid <= 0) return u;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  char buf[1024];
+  if (read_small(path, buf, sizeof buf) == 0) return u;
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return u;
+  unsigned long long ut = 0, st = 0;
+  long long rss = 0;
+  // After ")": state(3) ... utime(14) stime(15) ... rss(24), in pages.
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
+                  &ut, &st, &rss) == 3) {
+    u.cpu_seconds = static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    u.memory_bytes = static_cast<double>(rss) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+    u.pids = 1;
+  }
+  return u;
 }
 
 process_metrics process_metrics::read_self() {
@@ -165,7 +182,7 @@ process_metrics process_metrics::read_self() {
 
 std::string render_metrics(const metrics_snapshot& s, const process_metrics& self) {
   std::string out;
-  out.reserve(256 + s.status.size() * 1200);
+  out.reserve(4096 + s.instances.size() * 1100);
   auto sample = [&out](std::string_view name, const std::string& labels, double v) {
     out += name;
     out += labels;
@@ -184,73 +201,68 @@ std::string render_metrics(const metrics_snapshot& s, const process_metrics& sel
   sample("procsup_shutting_down", none, s.shutting_down ? 1 : 0);
 
   // Per instance: `{program="...",instance="N"` once, closed by each sample.
+  const auto& in = s.instances;
   std::vector<std::string> labels;
-  labels.reserve(s.status.size());
-  for (const auto& o : s.status) {
+  labels.reserve(in.size());
+  for (const auto& i : in) {
     std::string l = "{program=\"";
-    append_label_value(l, o.value("name", ""));
+    append_label_value(l, i.program);
     l += "\",instance=\"";
-    fmt::format_to(std::back_inserter(l), "{}", o.value("instance", 0));
+    fmt::format_to(std::back_inserter(l), "{}", i.index);
     l += '"';
     labels.push_back(std::move(l));
   }
   auto each = [&](std::string_view name, std::string_view type, std::string_view help, auto&& value) {
     family(out, name, type, help);
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-      const double v = value(s.status[i]);
+    for (std::size_t k = 0; k < in.size(); ++k) {
+      const double v = value(in[k]);
       if (std::isnan(v)) continue;  // not known for this instance now
       out += name;
-      out += labels[i];
+      out += labels[k];
       out += "} ";
       append_number(out, v);
       out += '\n';
     }
   };
-  auto is_up = [](const nlohmann::json& o) { return o.contains("pid") && o["pid"].is_number(); };
-
   each("procsup_program_up", "gauge", "1 while the instance has a live process.",
-       [&](const nlohmann::json& o) { return is_up(o) ? 1.0 : 0.0; });
+       [](const instance_sample& i) { return i.up ? 1.0 : 0.0; });
   each("procsup_program_ready", "gauge", "1 while the instance is running and ready.",
-       [](const nlohmann::json& o) { return o.value("state", "") == "running" ? 1.0 : 0.0; });
+       [](const instance_sample& i) { return i.state == process_state::running ? 1.0 : 0.0; });
   each("procsup_program_restarts_total", "counter", "Restarts of the instance since procsup started it.",
-       [](const nlohmann::json& o) { return number_or(o, "restarts", 0); });
+       [](const instance_sample& i) { return static_cast<double>(i.restarts); });
   each("procsup_program_start_time_seconds", "gauge", "Start of the running process, seconds since the epoch.",
-       [&](const nlohmann::json& o) {
-         const double up = number_or(o, "uptime_s", NAN);
-         if (std::isnan(up)) return up;
-         return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() - up;
-       });
+       [](const instance_sample& i) { return i.start_time_seconds; });
   each("procsup_program_cpu_seconds_total", "counter",
-       "CPU time of the instance (its cgroup, else its main process), seconds.",
-       [](const nlohmann::json& o) { return number_or(o, "cpu_seconds", NAN); });
+       "CPU time of the instance (its cgroup, else its main process), seconds; read at most every 10 s.",
+       [](const instance_sample& i) { return i.usage.cpu_seconds; });
   each("procsup_program_memory_bytes", "gauge",
-       "Memory of the instance (cgroup memory.current, else the resident set of its main process).",
-       [](const nlohmann::json& o) { return number_or(o, "memory_bytes", NAN); });
-  each("procsup_program_pids", "gauge", "Processes of the instance.",
-       [](const nlohmann::json& o) { return number_or(o, "pids", NAN); });
+       "Memory of the instance (cgroup memory.current, else the resident set of its main process); read at most every 10 s.",
+       [](const instance_sample& i) { return i.usage.memory_bytes; });
+  each("procsup_program_pids", "gauge", "Processes of the instance; read at most every 10 s.",
+       [](const instance_sample& i) { return i.usage.pids; });
 
   family(out, "procsup_program_state", "gauge", "The instance's state, one-hot.");
-  static constexpr const char* states[] = {"starting", "running", "stopping", "stopped", "failed"};
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    const std::string state = s.status[i].value("state", "");
-    for (const char* st : states) {
+  static constexpr process_state states[] = {process_state::starting, process_state::running, process_state::stopping,
+                                             process_state::stopped, process_state::failed};
+  for (std::size_t k = 0; k < in.size(); ++k) {
+    for (process_state st : states) {
       out += "procsup_program_state";
-      out += labels[i];
+      out += labels[k];
       out += ",state=\"";
-      out += st;
-      out += state == st ? "\"} 1\n" : "\"} 0\n";
+      out += to_string(st);
+      out += in[k].state == st ? "\"} 1\n" : "\"} 0\n";
     }
   }
 
   family(out, "procsup_program_exits_total", "counter",
          "Ends of the instance's processes by cause (exit, signal, hang, unhealthy, oom).");
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    auto it = s.exits.find(s.status[i].value("id", ""));
+  for (std::size_t k = 0; k < in.size(); ++k) {
+    auto it = s.exits.find(in[k].id);
     if (it == s.exits.end()) continue;
     for (std::size_t c = 0; c < it->second.size(); ++c) {
       if (it->second[c] == 0) continue;
       out += "procsup_program_exits_total";
-      out += labels[i];
+      out += labels[k];
       out += ",cause=\"";
       out += to_string(static_cast<exit_cause_kind>(c));
       out += "\"} ";

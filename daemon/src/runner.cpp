@@ -701,9 +701,35 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     return true;
   }
 
+  // Lean (no JSON, usage cached): a scrape every second of 1,000 instances must stay cheap.
   metrics_snapshot metrics() override {
     metrics_snapshot s;
-    s.status = status();
+    s.instances.reserve(instances_.size());
+    const auto mono = steady::now();
+    for (auto& i : instances_) {
+      const auto info = i.unit->info();
+      instance_sample m;
+      m.program = i.cfg->name;
+      m.index = i.index;
+      m.id = i.id;
+      m.state = info.state;
+      m.up = info.pid != 0;
+      m.restarts = info.restart_count;
+      if (info.pid && info.state == process_state::running)
+        m.start_time_seconds = std::chrono::duration<double>(info.started_at.time_since_epoch()).count();
+      m.usage = metrics_.usage(i.id, info.pid, mono, [&] {
+        if (auto cg = contain_ ? contain_->find(i.id) : nullptr) {
+          const auto u = cg->usage();
+          usage_sample r;
+          r.pids = static_cast<double>(u.pids);
+          if (u.cpu_seconds) r.cpu_seconds = *u.cpu_seconds;
+          if (u.memory_bytes) r.memory_bytes = static_cast<double>(*u.memory_bytes);
+          return r;
+        }
+        return read_proc_usage(info.pid);
+      });
+      s.instances.push_back(std::move(m));
+    }
     s.exits = metrics_.exits();
     s.restart_latency = metrics_.restart_latency();
     s.gave_up = metrics_.has_given_up();

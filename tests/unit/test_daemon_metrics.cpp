@@ -3,7 +3,11 @@
 // bad and taken addresses are errors that name them.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "helpers/http_client.hpp"
@@ -44,10 +48,19 @@ TEST(metrics_text, an_exit_and_the_next_spawn_give_one_latency_sample_and_one_ex
   EXPECT_NEAR(m.restart_latency().sum, 0.003, 1e-9);
 
   metrics_snapshot s;
-  s.status = nlohmann::json::array({{{"name", "a"}, {"instance", 0}, {"id", "a:0"}, {"pid", 11}, {"state", "running"},
-                                     {"restarts", 1}, {"uptime_s", 0.5}},
-                                    {{"name", "we\"ird"}, {"instance", 0}, {"id", "b"}, {"pid", nullptr}, {"state", "failed"},
-                                     {"restarts", 0}, {"uptime_s", nullptr}}});
+  instance_sample a;
+  a.program = "a";
+  a.id = "a:0";
+  a.state = process_state::running;
+  a.up = true;
+  a.restarts = 1;
+  a.start_time_seconds = 1.7e9;
+  a.usage = read_proc_usage(::getpid());
+  instance_sample b;
+  b.program = "we\"ird";
+  b.id = "b";
+  b.state = process_state::failed;
+  s.instances = {a, b};
   s.exits = m.exits();
   s.restart_latency = m.restart_latency();
   const auto text = render_metrics(s, process_metrics::read_self());
@@ -61,6 +74,8 @@ TEST(metrics_text, an_exit_and_the_next_spawn_give_one_latency_sample_and_one_ex
   EXPECT_NE(text.find("procsup_restart_latency_seconds_bucket{le=\"0.005\"} 1\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("start_time_seconds{program=\"we"), std::string::npos) << "no start time when not running";
   EXPECT_NE(text.find("process_start_time_seconds "), std::string::npos);
+  EXPECT_NE(text.find("procsup_program_memory_bytes{program=\"a\",instance=\"0\"} "), std::string::npos) << text;
+  EXPECT_EQ(text.find("procsup_program_memory_bytes{program=\"we"), std::string::npos) << "unknown: no sample";
 }
 
 struct fake_source : http_source {

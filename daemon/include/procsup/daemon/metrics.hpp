@@ -3,7 +3,11 @@
 // rendering in the Prometheus text exposition format (version 0.0.4).
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
+#include <cmath>
+#include <vector>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -34,9 +38,36 @@ struct latency_histogram {
   void observe(double seconds);
 };
 
+// CPU, memory and processes of an instance; NaN where not known.
+struct usage_sample {
+  double cpu_seconds = NAN;
+  double memory_bytes = NAN;
+  double pids = NAN;
+};
+
+// Reads `pid`'s CPU time and resident set from /proc/PID/stat with one read(2) (for instances
+// without a cgroup). Any thread.
+usage_sample read_proc_usage(pid_t pid);
+
+// What /metrics shows of one instance.
+struct instance_sample {
+  std::string program;
+  int index = 0;
+  std::string id;
+  process_state state = process_state::stopped;
+  bool up = false;                 // has a live process
+  int restarts = 0;
+  double start_time_seconds = NAN;  // of the running process, since the epoch
+  usage_sample usage;
+};
+
 // Fed by every lifecycle event, on the loop thread (not thread-safe).
 class metrics_recorder {
  public:
+  // How old a cached usage reading may be: reading 1,000 cgroups' files costs tens of
+  // milliseconds, a scrape every second must not pay that each time.
+  static constexpr std::chrono::seconds usage_max_age{10};
+
   void on_event(const lifecycle_event& e);
   void gave_up() noexcept { gave_up_ = true; }
   // Drops what is known of an instance that no longer exists (after a reload).
@@ -46,7 +77,26 @@ class metrics_recorder {
   const latency_histogram& restart_latency() const noexcept { return latency_; }
   bool has_given_up() const noexcept { return gave_up_; }
 
+  // The usage of instance `id` (process `pid`): cached for usage_max_age and for that process;
+  // `read` gets a fresh one.
+  template <class Read>
+  usage_sample usage(const std::string& id, pid_t pid, std::chrono::steady_clock::time_point now, Read&& read) {
+    auto& c = usage_[id];
+    if (c.pid != pid || now - c.at >= usage_max_age || c.at == std::chrono::steady_clock::time_point{}) {
+      c.sample = read();
+      c.pid = pid;
+      c.at = now;
+    }
+    return c.sample;
+  }
+
  private:
+  struct cached_usage {
+    pid_t pid = 0;
+    std::chrono::steady_clock::time_point at{};
+    usage_sample sample;
+  };
+  std::map<std::string, cached_usage> usage_;
   std::map<std::string, std::array<std::uint64_t, 5>> exits_;  // instance id -> count by cause
   std::map<std::string, std::chrono::system_clock::time_point> died_;  // awaiting its next spawn
   latency_histogram latency_;
@@ -55,7 +105,7 @@ class metrics_recorder {
 
 // Everything /metrics shows of the supervisor, copied on the loop thread.
 struct metrics_snapshot {
-  nlohmann::json status = nlohmann::json::array();  // as `ctl status --json`
+  std::vector<instance_sample> instances;
   std::map<std::string, std::array<std::uint64_t, 5>> exits;
   latency_histogram restart_latency;
   bool gave_up = false;
