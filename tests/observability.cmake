@@ -24,3 +24,14 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   procsup_add_test(test_daemon_metrics SOURCES unit/test_daemon_metrics.cpp LIBS procsup_daemon_lib LABELS unit)
   target_compile_options(test_daemon_metrics PRIVATE -Wno-null-dereference)
 endif()
+
+# deploy/kubernetes: the manifest against the config it ships (python3-yaml; tomllib: Python 3.11).
+if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
+  find_program(PROCSUP_SYSTEM_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  add_test(NAME kubernetes.the_manifest_matches_the_config_it_ships_and_the_config_passes_check
+    COMMAND ${PROCSUP_SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/kubernetes/check_manifest.py
+      ${PROJECT_SOURCE_DIR}/deploy/kubernetes/procsup.yaml ${PROJECT_SOURCE_DIR}/deploy/kubernetes/Containerfile
+      $<TARGET_FILE:procsup_bin>)
+  set_tests_properties(kubernetes.the_manifest_matches_the_config_it_ships_and_the_config_passes_check
+    PROPERTIES TIMEOUT 60 LABELS integration)
+endif()
