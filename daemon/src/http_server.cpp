@@ -110,6 +110,7 @@ struct http_server::impl {
   net::steady_timer accept_pause{*ioc};
   std::list<std::weak_ptr<session_base>> sessions;  // in accept order
   bool stopping = false;
+  usage_cache usage;  // this thread's
   std::thread thread;
 
   template <class Acceptor>
@@ -210,8 +211,9 @@ class session final : public session_base, public std::enable_shared_from_this<s
           srv_.limits.loop_timeout, "the event loop did not answer in time\n");
     if (target == "/metrics")
       return ask(
-          [src] {
-            return render_fn([snap = src->metrics()] {
+          [src, cache = &srv_.usage] {
+            return render_fn([snap = src->metrics(), cache]() mutable {
+              cache->fill(snap.instances, std::chrono::steady_clock::now());
               return reply{http::status::ok, render_metrics(snap, process_metrics::read_self()),
                            "text/plain; version=0.0.4; charset=utf-8"};
             });

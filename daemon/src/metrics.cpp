@@ -76,7 +76,30 @@ void metrics_recorder::on_event(const lifecycle_event& e) {
 void metrics_recorder::forget(const std::string& id) {
   exits_.erase(id);
   died_.erase(id);
-  usage_.erase(id);
+}
+
+void usage_cache::fill(std::vector<instance_sample>& instances, std::chrono::steady_clock::time_point now) {
+  for (auto& [id, e] : entries_) e.seen = false;
+  for (auto& i : instances) {
+    if (i.pid == 0 && !i.cgroup) continue;  // nothing runs: nothing to show
+    auto& e = entries_[i.id];
+    e.seen = true;
+    if (e.pid != i.pid || e.at == std::chrono::steady_clock::time_point{} || now - e.at >= usage_max_age) {
+      if (i.cgroup) {
+        const auto u = i.cgroup->usage();
+        e.sample = {};
+        e.sample.pids = static_cast<double>(u.pids);
+        if (u.cpu_seconds) e.sample.cpu_seconds = *u.cpu_seconds;
+        if (u.memory_bytes) e.sample.memory_bytes = static_cast<double>(*u.memory_bytes);
+      } else {
+        e.sample = read_proc_usage(i.pid);
+      }
+      e.pid = i.pid;
+      e.at = now;
+    }
+    i.usage = e.sample;
+  }
+  std::erase_if(entries_, [](const auto& kv) { return !kv.second.seen; });
 }
 
 namespace {

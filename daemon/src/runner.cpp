@@ -701,11 +701,10 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     return true;
   }
 
-  // Lean (no JSON, usage cached): a scrape every second of 1,000 instances must stay cheap.
+  // Lean (no JSON, no file reads): a scrape every second of 1,000 instances must stay cheap.
   metrics_snapshot metrics() override {
     metrics_snapshot s;
     s.instances.reserve(instances_.size());
-    const auto mono = steady::now();
     for (auto& i : instances_) {
       const auto info = i.unit->info();
       instance_sample m;
@@ -717,17 +716,8 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
       m.restarts = info.restart_count;
       if (info.pid && info.state == process_state::running)
         m.start_time_seconds = std::chrono::duration<double>(info.started_at.time_since_epoch()).count();
-      m.usage = metrics_.usage(i.id, info.pid, mono, [&] {
-        if (auto cg = contain_ ? contain_->find(i.id) : nullptr) {
-          const auto u = cg->usage();
-          usage_sample r;
-          r.pids = static_cast<double>(u.pids);
-          if (u.cpu_seconds) r.cpu_seconds = *u.cpu_seconds;
-          if (u.memory_bytes) r.memory_bytes = static_cast<double>(*u.memory_bytes);
-          return r;
-        }
-        return read_proc_usage(info.pid);
-      });
+      m.pid = info.pid;
+      if (contain_) m.cgroup = contain_->find(i.id);  // its usage is read on the HTTP thread
       s.instances.push_back(std::move(m));
     }
     s.exits = metrics_.exits();

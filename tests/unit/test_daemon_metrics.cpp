@@ -3,7 +3,11 @@
 // bad and taken addresses are errors that name them.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmath>
 
 #include <atomic>
 #include <condition_variable>
@@ -76,6 +80,32 @@ TEST(metrics_text, an_exit_and_the_next_spawn_give_one_latency_sample_and_one_ex
   EXPECT_NE(text.find("process_start_time_seconds "), std::string::npos);
   EXPECT_NE(text.find("procsup_program_memory_bytes{program=\"a\",instance=\"0\"} "), std::string::npos) << text;
   EXPECT_EQ(text.find("procsup_program_memory_bytes{program=\"we"), std::string::npos) << "unknown: no sample";
+}
+
+TEST(metrics_text, usage_is_read_again_only_when_old_or_for_a_new_process) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  std::vector<instance_sample> v(1);
+  v[0].id = "c";
+  v[0].pid = child;
+  usage_cache cache;
+  const auto t0 = std::chrono::steady_clock::now();
+  cache.fill(v, t0);
+  EXPECT_EQ(v[0].usage.pids, 1);
+  EXPECT_GT(v[0].usage.memory_bytes, 0);
+  ::kill(child, SIGKILL);
+  int st = 0;
+  ::waitpid(child, &st, 0);  // gone: a fresh read finds nothing
+  v[0].usage = {};
+  cache.fill(v, t0 + 5s);
+  EXPECT_EQ(v[0].usage.pids, 1) << "cached for usage_max_age";
+  v[0].usage = {};
+  cache.fill(v, t0 + usage_cache::usage_max_age + 1s);
+  EXPECT_TRUE(std::isnan(v[0].usage.pids)) << "read again once older than usage_max_age";
 }
 
 struct fake_source : http_source {

@@ -13,10 +13,12 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <memory>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "procsup/supervisor/cgroup.hpp"
 #include "procsup/supervisor/types.hpp"
 
 namespace procsup::daemon {
@@ -58,15 +60,33 @@ struct instance_sample {
   bool up = false;                 // has a live process
   int restarts = 0;
   double start_time_seconds = NAN;  // of the running process, since the epoch
-  usage_sample usage;
+  pid_t pid = 0;                            // its live process, 0 if none
+  std::shared_ptr<const procsup::cgroup> cgroup;  // its cgroup, if it has one
+  usage_sample usage;                       // filled by usage_cache on the HTTP thread
+};
+
+// The instances' CPU, memory and pids, read at most every usage_max_age per instance (and at
+// once for a new process): reading 1,000 cgroups' files costs tens of milliseconds, which a
+// scrape every second must not pay each time, and which is read off the event loop (the
+// cgroup's files and /proc; no supervisor state). One thread only (the HTTP thread).
+class usage_cache {
+ public:
+  static constexpr std::chrono::seconds usage_max_age{10};
+  void fill(std::vector<instance_sample>& instances, std::chrono::steady_clock::time_point now);
+
+ private:
+  struct entry {
+    pid_t pid = 0;
+    std::chrono::steady_clock::time_point at{};
+    usage_sample sample;
+    bool seen = false;  // in the last fill (others are dropped)
+  };
+  std::map<std::string, entry> entries_;
 };
 
 // Fed by every lifecycle event, on the loop thread (not thread-safe).
 class metrics_recorder {
  public:
-  // How old a cached usage reading may be: reading 1,000 cgroups' files costs tens of
-  // milliseconds, a scrape every second must not pay that each time.
-  static constexpr std::chrono::seconds usage_max_age{10};
 
   void on_event(const lifecycle_event& e);
   void gave_up() noexcept { gave_up_ = true; }
@@ -77,26 +97,7 @@ class metrics_recorder {
   const latency_histogram& restart_latency() const noexcept { return latency_; }
   bool has_given_up() const noexcept { return gave_up_; }
 
-  // The usage of instance `id` (process `pid`): cached for usage_max_age and for that process;
-  // `read` gets a fresh one.
-  template <class Read>
-  usage_sample usage(const std::string& id, pid_t pid, std::chrono::steady_clock::time_point now, Read&& read) {
-    auto& c = usage_[id];
-    if (c.pid != pid || now - c.at >= usage_max_age || c.at == std::chrono::steady_clock::time_point{}) {
-      c.sample = read();
-      c.pid = pid;
-      c.at = now;
-    }
-    return c.sample;
-  }
-
  private:
-  struct cached_usage {
-    pid_t pid = 0;
-    std::chrono::steady_clock::time_point at{};
-    usage_sample sample;
-  };
-  std::map<std::string, cached_usage> usage_;
   std::map<std::string, std::array<std::uint64_t, 5>> exits_;  // instance id -> count by cause
   std::map<std::string, std::chrono::system_clock::time_point> died_;  // awaiting its next spawn
   latency_histogram latency_;
