@@ -1,6 +1,6 @@
 # [supervisor] http (issue 16): black-box tests of the endpoints on the real binary, a real
 # Prometheus scraping procsup (label `slow`), unit tests of the metrics text, and the
-# Kubernetes example (deploy/kubernetes) against the config it ships.
+# Kubernetes example (deploy/kubernetes) against the config it ships, and the toml blocks of docs/.
 # Run just these: ctest -R "http|prometheus|metrics|kubernetes"
 if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   include(${CMAKE_CURRENT_LIST_DIR}/helpers.cmake)
@@ -34,4 +34,13 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
       $<TARGET_FILE:procsup_bin>)
   set_tests_properties(kubernetes.the_manifest_matches_the_config_it_ships_and_the_config_passes_check
     PROPERTIES TIMEOUT 60 LABELS integration)
+endif()
+
+# Every ```toml block under docs/ passes `procsup check` (new docs/*.md are picked up at configure).
+if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
+  file(GLOB procsup_docs_md CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/*.md)
+  add_test(NAME docs.every_toml_block_passes_procsup_check
+    COMMAND ${PROCSUP_SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/docs/check_toml_blocks.py $<TARGET_FILE:procsup_bin>
+      ${procsup_docs_md})
+  set_tests_properties(docs.every_toml_block_passes_procsup_check PROPERTIES TIMEOUT 60 LABELS integration)
 endif()
