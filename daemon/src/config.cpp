@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include "procsup/daemon/environment.hpp"
+#include "procsup/daemon/http_server.hpp"
 
 #include <grp.h>
 #include <pwd.h>
@@ -192,6 +193,11 @@ void parse_supervisor(checker& c, const toml::table& t, supervisor_config& out) 
       if (auto s = c.string(v, key)) {
         if (s->empty()) c.error(v.source(), key, "must not be empty");
         else out.socket = *s;
+      }
+    } else if (k == "http") {
+      if (auto s = c.string(v, key)) {
+        if (auto err = http_address_error(*s)) c.error(v.source(), key, *err);
+        else out.http = *s;
       }
     } else if (k == "cgroups") {
       if (auto b = c.boolean(v, key)) out.cgroups = *b;

@@ -105,6 +105,9 @@ reload_plan plan_reload(const supervisor_config& running_supervisor, const std::
     plan.supervisor_notes.push_back("socket " + a.socket + " -> " + b.socket +
                                     ": not applied, it takes effect when procsup restarts");
   }
+  if (a.http != b.http)
+    plan.supervisor_notes.push_back("http \"" + a.http + "\" -> \"" + b.http +
+                                    "\": not applied, it takes effect when procsup restarts");
   return plan;
 }
 

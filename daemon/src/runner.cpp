@@ -27,6 +27,7 @@
 #include "procsup/daemon/environment.hpp"
 #include "procsup/daemon/exit_policy.hpp"
 #include "procsup/daemon/exit_codes.hpp"
+#include "procsup/daemon/http_server.hpp"
 #include "procsup/daemon/logging.hpp"
 #include "procsup/daemon/notify.hpp"
 #include "procsup/daemon/output.hpp"
@@ -74,7 +75,7 @@ std::vector<pid_t> our_children() {
   return out;
 }
 
-class daemon_runner {
+class daemon_runner : public http_source {  // http_source: status() and metrics()
  public:
   daemon_runner(const config& cfg, const run_options& opt) : cfg_(cfg), opt_(opt) {}
   // Control connections close (hooks.removed) while output_ still exists, also when run() throws.
@@ -91,6 +92,7 @@ class daemon_runner {
         });
 
     if (!open_control()) return exit_codes::usage;
+    if (!open_http()) return exit_codes::usage;
     // After the socket (it makes the cgroup subtree ours), before anything starts.
     contain_ = std::make_unique<containment>(cfg_);
     if (!contain_->swept().empty()) {
@@ -123,6 +125,7 @@ class daemon_runner {
     so.emit = [this](const lifecycle_event& e) { on_event(e); };
     so.on_escalate = [this](const std::string& cause) {
       log_event(spdlog::level::critical, "giving up", {{"cause", cause}});
+      metrics_.gave_up();
       notify_.status("gave up: " + cause);
       // A program that escalated hands procsup its own exit code (tini's rule), not "gave up".
       begin_shutdown(escalation_code_.value_or(exit_codes::gave_up));
@@ -272,6 +275,7 @@ class daemon_runner {
   void on_event(const lifecycle_event& e) {
     ends_procsup(e);
     svc_.on_event(e);
+    metrics_.on_event(e);
     // The run's last output first, then its end.
     if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
     // The log line of an exit, and of the restart it causes, is written once the new instance is
@@ -496,6 +500,7 @@ class daemon_runner {
   // process that does not die of SIGKILL (stuck in the kernel) does not keep procsup from
   // exiting.
   void finish() {
+    http_.reset();
     ctl_.reset();
     output_.flush_all();
     if (contain_) {
@@ -943,6 +948,48 @@ class daemon_runner {
   bool shutting_down_ = false;
   bool ready_sent_ = false;
   bool launched_ = false;  // every instance has been launched once (READY=1 waits for that)
+  metrics_recorder metrics_;
+  std::unique_ptr<http_server> http_;  // last: its thread is gone before anything it asks for
+
+  // ---- [supervisor] http (issue 16): see http_server.hpp; answers are computed on the loop
+
+  bool open_http() {
+    if (cfg_.supervisor.http.empty()) return true;
+    auto r = http_server::open(cfg_.supervisor.http, *this, [this](std::function<void()> fn) { loop_.post(std::move(fn)); });
+    if (auto* err = std::get_if<std::string>(&r)) {
+      log_event(spdlog::level::err, "cannot open the http endpoint", {{"error", *err}, {"address", cfg_.supervisor.http}});
+      return false;
+    }
+    http_ = std::move(std::get<std::unique_ptr<http_server>>(r));
+    log_event(spdlog::level::info, "http listening", {{"address", http_->address()}});
+    return true;
+  }
+
+  // Lean (no JSON, no file reads): a scrape every second of 1,000 instances must stay cheap.
+  metrics_snapshot metrics() override {
+    metrics_snapshot s;
+    s.instances.reserve(instances_.size());
+    for (auto& i : instances_) {
+      const auto info = i.unit->info();
+      instance_sample m;
+      m.program = i.cfg->name;
+      m.index = i.index;
+      m.id = i.id;
+      m.state = info.state;
+      m.up = info.pid != 0;
+      m.restarts = info.restart_count;
+      if (info.pid && info.state == process_state::running)
+        m.start_time_seconds = std::chrono::duration<double>(info.started_at.time_since_epoch()).count();
+      m.pid = info.pid;
+      if (contain_) m.cgroup = contain_->find(i.id);  // its usage is read on the HTTP thread
+      s.instances.push_back(std::move(m));
+    }
+    s.exits = metrics_.exits();
+    s.restart_latency = metrics_.restart_latency();
+    s.gave_up = metrics_.has_given_up();
+    s.shutting_down = shutting_down_;
+    return s;
+  }
 };
 
 }  // namespace

@@ -48,6 +48,9 @@ struct supervisor_config {
   std::chrono::milliseconds period{60'000};    // ... within this window, else give up
   std::string socket = "/run/procsup.sock";    // control socket
   exit_rule exit_when = exit_rule::never;      // all_done: exit 0 once every program has ended for good
+  // Read-only HTTP endpoints (/metrics, /healthz, /readyz, /status): "host:port" or
+  // "unix:/path"; empty: off (see docs/observability.md).
+  std::string http;
 };
 
 // Limits the kernel enforces per instance through its cgroup (v2 controllers memory, cpu,
