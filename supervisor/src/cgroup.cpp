@@ -122,6 +122,11 @@ std::optional<cgroup> cgroup::open(const std::string& path, std::string& error) 
   return cgroup(path);
 }
 
+int cgroup::dir_fd() {
+  if (!dir_) dir_.reset(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  return dir_.get();
+}
+
 int cgroup::procs_fd() {
   if (!procs_) procs_.reset(::open((path_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
   return procs_.get();

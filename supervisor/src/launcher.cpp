@@ -24,7 +24,40 @@
 #include <cstring>
 #include <memory>
 
+#include <linux/sched.h>  // struct clone_args, CLONE_INTO_CGROUP
+
 extern char** environ;
+
+#if defined(__x86_64__)
+// clone3 with a stack of our own: the child returns from the system call on that stack, where
+// no C function frame exists, so it must not return into C code. This calls fn(arg) there and
+// exits with its result, as glibc's internal clone3 does (which glibc 2.36 does not export).
+// Registers: rdi = args, rsi = size, rdx = fn, rcx = arg; syscall clobbers rcx and r11 only.
+extern "C" long procsup_clone3(clone_args* args, std::size_t size, int (*fn)(void*), void* arg);
+asm(R"(
+  .text
+  .globl procsup_clone3
+  .type procsup_clone3, @function
+procsup_clone3:
+  mov %rcx, %r8
+  mov $435, %eax
+  syscall
+  test %rax, %rax
+  jz 1f
+  ret
+1:
+  xor %ebp, %ebp
+  mov %r8, %rdi
+  call *%rdx
+  mov %eax, %edi
+  mov $60, %eax
+  syscall
+  hlt
+  .size procsup_clone3, .-procsup_clone3
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+#endif
 
 namespace procsup {
 namespace {
@@ -84,6 +117,7 @@ struct child_plan {
   // copy of the fds below this one only (every fd it needs is below it). -1: own table already.
   int unshare_below = -1;
   int cgroup_procs_fd = -1;  // the instance's cgroup.procs: the child moves itself there first
+  int cgroup_dir_fd = -1;    // ... or is created there (clone3 CLONE_INTO_CGROUP)
 };
 
 [[noreturn]] void child_fail(const child_plan& p, step s, int error) {
@@ -275,6 +309,7 @@ int prepare_plan(const child_setup& setup, child_plan& plan, std::vector<int>& k
   plan.dup_floor = max_target + 1;
   plan.keep = &keep;
   plan.cgroup_procs_fd = setup.cgroup_procs_fd;
+  plan.cgroup_dir_fd = setup.cgroup_dir_fd;
   return 0;
 }
 
@@ -347,6 +382,9 @@ setup_report decode_report(ssize_t n, const error_record& record, launch_error& 
 // record into the parent's memory, and everything it reads stays valid. Between clone and execve
 // the child makes only system calls: it shares memory with the parent's other threads, which
 // keep running (and its own errno is the calling thread's, which is suspended).
+// Set once clone3 has refused CLONE_INTO_CGROUP here: launches then move the child instead.
+std::atomic<bool> clone_into_cgroup_unsupported{false};
+
 struct exec_child {
   child_plan* plan;
   const char* file;
@@ -388,8 +426,33 @@ std::variant<pid_t, launch_error> vfork_exec(child_plan& plan, exec_child& child
     all_signals_blocked blocked;
     void* top = stack.get() + stack_bytes;  // the stack grows down; new[] memory is 16-byte aligned
     const int files = plan.unshare_below >= 0 ? CLONE_FILES : 0;
-    pid = ::clone(exec_child_main, top, CLONE_VM | CLONE_VFORK | files | SIGCHLD, &child);
-    clone_errno = errno;
+    pid = -1;
+    clone_errno = ENOSYS;
+#if defined(__x86_64__)
+    if (plan.cgroup_dir_fd >= 0 && !clone_into_cgroup_unsupported.load(std::memory_order_relaxed)) {
+      clone_args args{};
+      args.flags = CLONE_VM | CLONE_VFORK | static_cast<std::uint64_t>(files) | CLONE_INTO_CGROUP;
+      args.exit_signal = SIGCHLD;
+      args.stack = reinterpret_cast<std::uint64_t>(stack.get());
+      args.stack_size = stack_bytes;
+      args.cgroup = static_cast<std::uint64_t>(plan.cgroup_dir_fd);
+      const int procs_fd = std::exchange(plan.cgroup_procs_fd, -1);  // already there: no move
+      const long r = procsup_clone3(&args, sizeof args, exec_child_main, &child);
+      if (r >= 0) {
+        pid = static_cast<pid_t>(r);
+      } else {
+        clone_errno = static_cast<int>(-r);
+        plan.cgroup_procs_fd = procs_fd;
+        // An older kernel (no clone3 / CLONE_INTO_CGROUP) or a seccomp filter: move instead.
+        if (clone_errno == ENOSYS || clone_errno == E2BIG || clone_errno == EINVAL || clone_errno == EPERM)
+          clone_into_cgroup_unsupported.store(true, std::memory_order_relaxed);
+      }
+    }
+#endif
+    if (pid < 0 && (plan.cgroup_dir_fd < 0 || clone_into_cgroup_unsupported.load(std::memory_order_relaxed))) {
+      pid = ::clone(exec_child_main, top, CLONE_VM | CLONE_VFORK | files | SIGCHLD, &child);
+      clone_errno = errno;
+    }
   }
   plan.shared_error = nullptr;
 

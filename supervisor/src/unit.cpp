@@ -138,6 +138,7 @@ void unit::launch() {
       fail_launch(launch_error{e, "cgroup", "cannot open " + spec_.cgroup->path() + "/cgroup.procs: " + std::strerror(e)});
       return;
     }
+    setup.cgroup_dir_fd = spec_.cgroup->dir_fd();  // -1: the move through cgroup.procs above
     if (spec_.cgroup->tracks_memory()) oom_kills_at_start_ = spec_.cgroup->usage().oom_kills;
   }
   std::vector<int> close_after;

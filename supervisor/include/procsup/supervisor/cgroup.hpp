@@ -55,6 +55,9 @@ class cgroup {
   // "0" there (child_setup::cgroup_procs_fd). -1 with errno set when it cannot be opened (out
   // of fds: the launch fails and is retried, it never runs outside its cgroup).
   int procs_fd();
+  // The directory itself (O_RDONLY | O_DIRECTORY), opened at the first call and kept: the
+  // launcher creates the child in the cgroup with it (child_setup::cgroup_dir_fd). -1 + errno.
+  int dir_fd();
   // cgroup.events, opened at the first call and kept: readable-priority (EPOLLPRI) whenever
   // "populated" changes. -1 if it cannot be opened.
   int events_fd();
@@ -81,6 +84,7 @@ class cgroup {
   explicit cgroup(std::string path) : path_(std::move(path)) {}
   std::string path_;
   sys::unique_fd procs_;           // cgroup.procs, once asked for
+  sys::unique_fd dir_;             // the directory, once asked for
   mutable sys::unique_fd kill_;    // cgroup.kill (absent before Linux 5.14)
   sys::unique_fd events_;          // cgroup.events, once asked for
 };

@@ -42,6 +42,12 @@ struct child_setup {
   // writes its pid there as its very first step, so it and everything it starts belong to that
   // cgroup before it runs any code of its own. Not passed to the child.
   int cgroup_procs_fd = -1;
+  // The cgroup's directory (O_RDONLY | O_DIRECTORY), or -1: the exec path then creates the
+  // child in that cgroup (clone3 with CLONE_INTO_CGROUP, Linux 5.7, x86-64) instead of moving
+  // it there: a move takes the kernel's cgroup-wide write lock (milliseconds per restart while
+  // anything forks), a clone into the cgroup only its read side. cgroup_procs_fd is the
+  // fallback where clone3 cannot do it.
+  int cgroup_dir_fd = -1;
   bool new_session = true;            // setsid(): own session + process group (pgid == pid)
   int parent_death_signal = SIGKILL;  // 0 = none; set after the uid change (which clears it)
   // Every signal disposition back to SIG_DFL in the child: 64 system calls, ~20 µs of every
