@@ -216,7 +216,7 @@ std::shared_ptr<procsup::cgroup> containment::find(const std::string& id) const 
 void containment::release(const std::string& id) {
   auto it = instances_.find(id);
   if (it == instances_.end()) return;
-  it->second->kill();
+  it->second->kill_for_good();
   // Its processes have their SIGKILL; if they are not gone yet, the next sweep removes it.
   it->second->remove();
   instances_.erase(it);
@@ -229,7 +229,7 @@ std::vector<pid_t> containment::finish(int wait_ms) {
     if (!cg->populated()) continue;
     auto pids = cg->pids();
     left.insert(left.end(), pids.begin(), pids.end());
-    cg->kill();
+    cg->kill_for_good();
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (auto& [id, cg] : instances_) {

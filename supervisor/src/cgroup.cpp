@@ -160,13 +160,19 @@ std::size_t cgroup::signal(int sig) const {
   return n;
 }
 
-bool cgroup::kill() const {
+bool cgroup::kill_for_good() const {
   if (!kill_) kill_.reset(::open((path_ + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
   if (kill_ && sys::retry_eintr([&] { return ::write(kill_.get(), "1", 1); }) == 1) return true;
-  // Before Linux 5.14: one SIGKILL per process; a process forking meanwhile is caught by the
-  // next round (bounded: a fork bomb outpacing us is what pids.max is for).
+  return kill();
+}
+
+bool cgroup::kill() const {
+  if (!populated()) return true;
+  // One SIGKILL per process; a process forking meanwhile is caught by the next pass (bounded:
+  // a fork bomb outpacing us is what pids.max is for; a stop also waits for the cgroup to be
+  // empty and kills again at its timeout).
   bool any = false;
-  for (int round = 0; round < 16; ++round) {
+  for (int round = 0; round < 3; ++round) {
     const auto ps = pids();
     if (ps.empty()) return true;
     for (pid_t p : ps)
@@ -222,7 +228,7 @@ std::vector<pid_t> sweep_cgroup_tree(const std::string& dir, int wait_ms, std::s
   const auto alive = cg->pids();
   found.insert(found.end(), alive.begin(), alive.end());
   if (cg->populated()) {
-    cg->kill();
+    cg->kill_for_good();
     // populated changes to 0 once the last process has exited (a zombie does not count).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     while (cg->populated()) {

@@ -70,10 +70,15 @@ class cgroup {
   // Sends `sig` to every process in it (stop signals: each process gets it, whatever group or
   // session it made for itself). Returns how many were signalled.
   std::size_t signal(int sig) const;
-  // SIGKILL to everything in it and its descendants (cgroup.kill, Linux 5.14; before that, a
-  // SIGKILL per pid in a loop until empty or `rounds` scans). Returns false only when nothing
-  // could be done.
+  // SIGKILL to every process in it, one by one from cgroup.procs (a few passes, for processes
+  // forked meanwhile). Nothing when it is empty (one read). Not cgroup.kill: on Linux 6.18 a
+  // process later cloned into a cgroup that has seen a cgroup.kill (CLONE_INTO_CGROUP, how
+  // the launcher starts the next instance) is killed at birth, measured with a probe; the
+  // cgroups procsup reuses for restarts never get one.
   bool kill() const;
+  // cgroup.kill (Linux 5.14; the one-by-one kill before that): for a cgroup that is about to
+  // be removed (the sweep, procsup's exit, a program removed by a reload).
+  bool kill_for_good() const;
   cgroup_usage usage() const;
   // Writes `value` to the control file `file` ("memory.max"): "" or the error naming both.
   std::string write(const std::string& file, const std::string& value) const;
