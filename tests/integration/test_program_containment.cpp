@@ -195,6 +195,26 @@ TEST_F(program_containment, status_reports_the_cgroup_its_processes_and_their_me
   EXPECT_FALSE(std::filesystem::exists(s["cgroup"].get<std::string>())) << "cgroup left behind";
 }
 
+TEST_F(program_containment, every_restart_into_the_same_cgroup_runs_the_program) {
+  // A program that forks a child and exits 1: each exit kills what it left in its cgroup, and
+  // the next instance is started in that same cgroup. Every instance must run its course (exit
+  // 1), none may be killed at birth (what cgroup.kill did to the next clone into the cgroup).
+  if (!can_make_cgroups()) GTEST_SKIP() << "no cgroup2 mount or not root";
+  procsup_process p({"--log-format", "json", "run",
+                     dir_.write_config("[[program]]\nname = \"flap\"\nmax_restarts = 100\n"
+                                       "backoff = { initial = \"10ms\", max = \"20ms\" }\ncommand = " +
+                                       toml_argv({"/bin/sh", "-c", test_target + " sleep 600 " + tag_ + " & exit 1"}) +
+                                       "\n")});
+  for (int restarts = 1; restarts <= 4; ++restarts) ASSERT_TRUE(p.wait_event("[flap] spawned", {{"restarts", restarts}}));
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0) << p.output();
+  const auto crashes = p.events("[flap] crashed");
+  ASSERT_GE(crashes.size(), 4u);
+  for (const auto& c : crashes)
+    if (c.value("cause", "") != "exited with code 1") ADD_FAILURE() << "an instance did not run: " << c.dump();
+  EXPECT_EQ(survivors_after(2s), std::vector<pid_t>{});
+}
+
 // The shutdown hang of a daemonizing program: its daemon's child is re-parented to procsup once
 // the daemon is killed. With and without cgroups, procsup exits 0 within stop_timeout + 1 s.
 class program_daemonizing_shutdown : public program_containment, public ::testing::WithParamInterface<bool> {};
