@@ -148,7 +148,12 @@ int run_run(const std::string& file, std::string exit_after, bool pid_namespace)
   }
   if (pid_namespace || cfg.supervisor.pid_namespace) {
     std::string error;
-    if (auto outer_exit = pd::enter_pid_namespace(error)) return *outer_exit;  // the outer process
+    if (auto outer_exit = pd::enter_pid_namespace(error)) {
+      // The outer process is done: it ends at once. (Its exit handlers would fork, e.g. a leak
+      // checker's tracer, into a PID namespace whose PID 1 is gone, and fail.)
+      std::fflush(nullptr);
+      ::_exit(*outer_exit);
+    }
     if (!error.empty()) {
       std::cerr << "procsup run: cannot start in a new PID namespace: " << error << "\n";
       return pd::exit_codes::usage;

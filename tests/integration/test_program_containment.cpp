@@ -268,6 +268,13 @@ TEST_F(program_containment, a_limit_this_host_cannot_enforce_is_a_config_error_w
 }
 
 TEST_F(program_containment, out_of_fds_an_instance_fails_to_start_and_procsup_keeps_running) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' own runtime needs fds in the process it checks (UBSan's vptr check probes
+  // memory through a pipe and reports a false "invalid vptr" without one; the leak check reads
+  // /proc at exit): a procsup that runs out of fds on purpose cannot be checked by them. The
+  // release build runs this test.
+  GTEST_SKIP() << "a sanitizer runtime cannot work in a process without free fds";
+#endif
   std::string programs;
   for (int i = 0; i < 50; ++i)
     programs += "[[program]]\nname = \"s" + std::to_string(i) + "\"\ncommand = " +
