@@ -3,7 +3,7 @@
 # posix_spawn/waitpid loop (bare.c) as the floor column.
 #
 #   bench/peers/run.sh [--quick] [--idle SECONDS] [--kills N] [--sizes 100,1000]
-#                      [--only bare,supervisord,runit,s6,procsup] [--procsup PATH] [--no-build]
+#                      [--only bare,supervisord,runit,s6,procsup,procsup_nocg] [--procsup PATH] [--no-build]
 #                      [--no-install] [--out FILE] [--keep-tmp]
 #
 # Installs supervisor, runit, s6, gnuplot-nox from Debian if missing (never starting their
