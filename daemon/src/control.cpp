@@ -3,6 +3,8 @@
 // as replies drain), EOF handled once, idle connections closed. Client side: control_client.cpp.
 #include "procsup/daemon/control.hpp"
 
+#include "control_detail.hpp"
+
 #include "procsup/daemon/logging.hpp"
 
 #include <fcntl.h>
@@ -21,20 +23,9 @@
 namespace procsup::daemon {
 namespace {
 
-std::string errno_text(int e) { return std::strerror(e); }
-
-bool make_address(const std::string& path, sockaddr_un& addr) {
-  addr = sockaddr_un{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) return false;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return true;
-}
-
-std::string dump_line(const nlohmann::json& j) {
-  // replace: a handler's string with invalid UTF-8 must not throw out of the event loop.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
+using detail::dump_line;
+using detail::errno_text;
+using detail::make_address;
 
 nlohmann::json error_reply(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 

@@ -1,6 +1,8 @@
 // The control socket's client (what `procsup ctl` uses) and the human status table.
 #include "procsup/daemon/control.hpp"
 
+#include "control_detail.hpp"
+
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -16,19 +18,9 @@
 namespace procsup::daemon {
 namespace {
 
-std::string errno_text(int e) { return std::strerror(e); }
-
-bool make_address(const std::string& path, sockaddr_un& addr) {
-  addr = sockaddr_un{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) return false;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return true;
-}
-
-std::string dump_line(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
+using detail::dump_line;
+using detail::errno_text;
+using detail::make_address;
 
 // Connects to `path` (send / receive timeouts `timeout`) and sends `request` as one line. The fd
 // is the caller's to close.
