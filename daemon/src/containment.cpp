@@ -38,25 +38,6 @@ std::string absolute(const std::string& path) {
   return std::string(cwd) + "/" + path;
 }
 
-// Is `controller` bound to a cgroup v1 hierarchy here (a hybrid host)?
-bool on_cgroup_v1(const std::string& controller) {
-  std::ifstream mi("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mi, line)) {
-    const auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream post(line.substr(dash + 3));
-    std::string fstype, source, opts;
-    post >> fstype >> source >> opts;
-    if (fstype != "cgroup") continue;
-    std::istringstream o(opts);
-    std::string opt;
-    while (std::getline(o, opt, ','))
-      if (opt == controller) return true;
-  }
-  return false;
-}
-
 struct needed_controller {
   const char* controller;
   const char* what;
@@ -73,7 +54,7 @@ std::vector<needed_controller> controllers_for(const cgroup_limits& l) {
 
 std::string why_missing(const std::optional<cgroup_host>& host, const std::string& controller) {
   if (!host) return "this host has no cgroup2 filesystem mounted";
-  if (on_cgroup_v1(controller)) return "this host has it on cgroup v1";
+  if (cgroup_v1_has(controller)) return "this host has it on cgroup v1";
   return "it is not available to procsup's cgroup " + host->own_dir() + " (cgroup.controllers: \"" +
          [&] {
            std::string c = host->controllers;

@@ -73,27 +73,58 @@ bool cgroup_host::has_controller(const std::string& name) const {
   return false;
 }
 
-std::optional<cgroup_host> find_cgroup_host() {
-  cgroup_host h;
-  // mountinfo: "id parent major:minor root mountpoint options ... - fstype source superopts"
+namespace {
+
+struct mount_entry {
+  std::string fstype, root, mountpoint, superopts;
+};
+
+// The mounts of cgroup filesystems, from /proc/self/mountinfo:
+// "id parent major:minor root mountpoint options ... - fstype source superopts".
+std::vector<mount_entry> cgroup_mounts() {
+  std::vector<mount_entry> out;
   std::ifstream mi("/proc/self/mountinfo");
   std::string line;
   while (std::getline(mi, line)) {
     const auto dash = line.find(" - ");
     if (dash == std::string::npos) continue;
+    mount_entry m;
+    std::string source;
     std::istringstream post(line.substr(dash + 3));
-    std::string fstype;
-    post >> fstype;
-    if (fstype != "cgroup2") continue;
+    post >> m.fstype >> source >> m.superopts;
+    if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
     std::istringstream pre(line.substr(0, dash));
-    std::string id, parent, dev, root, mountpoint;
-    pre >> id >> parent >> dev >> root >> mountpoint;
+    std::string id, parent, dev;
+    pre >> id >> parent >> dev >> m.root >> m.mountpoint;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool cgroup_v1_has(const std::string& controller) {
+  for (const auto& m : cgroup_mounts()) {
+    if (m.fstype != "cgroup") continue;
+    std::istringstream o(m.superopts);
+    std::string opt;
+    while (std::getline(o, opt, ','))
+      if (opt == controller) return true;
+  }
+  return false;
+}
+
+std::optional<cgroup_host> find_cgroup_host() {
+  cgroup_host h;
+  for (const auto& m : cgroup_mounts()) {
+    if (m.fstype != "cgroup2") continue;
     // A bind mount of a subtree (root != "/") is not the hierarchy's top: keep looking.
-    if (root != "/" && !h.mount.empty()) continue;
-    h.mount = mountpoint;
-    if (root == "/") break;
+    if (m.root != "/" && !h.mount.empty()) continue;
+    h.mount = m.mountpoint;
+    if (m.root == "/") break;
   }
   if (h.mount.empty()) return std::nullopt;
+  std::string line;
   std::ifstream cg("/proc/self/cgroup");
   bool found = false;
   while (std::getline(cg, line)) {
@@ -137,7 +168,10 @@ int cgroup::events_fd() {
   return events_.get();
 }
 
-bool cgroup::tracks_memory() const { return ::access((path_ + "/memory.events").c_str(), F_OK) == 0; }
+bool cgroup::tracks_memory() const {
+  if (!tracks_memory_) tracks_memory_ = ::access((path_ + "/memory.events").c_str(), F_OK) == 0;
+  return *tracks_memory_;
+}
 
 bool cgroup::populated() const {
   auto text = events_ ? slurp_fd(events_.get()) : slurp(path_ + "/cgroup.events");

@@ -30,6 +30,8 @@ struct cgroup_host {
 // Reads /proc/self/mountinfo (fstype cgroup2) and /proc/self/cgroup (the "0::" line). nullopt
 // when there is no cgroup2 mount or this process has no v2 cgroup.
 std::optional<cgroup_host> find_cgroup_host();
+// Is `controller` ("memory") bound to a cgroup v1 hierarchy here (a hybrid host)?
+bool cgroup_v1_has(const std::string& controller);
 
 // Usage of one cgroup (and of what the kernel accounts there). Absent fields: not available
 // on this host (no controller); the caller may fall back to /proc.
@@ -62,6 +64,8 @@ class cgroup {
   // "populated" changes. -1 if it cannot be opened.
   int events_fd();
   // memory.events exists (the memory controller is on for it): OOM kills can be told apart.
+  // Looked up once (every launch asks): procsup enables controllers at start, before any
+  // instance runs.
   bool tracks_memory() const;
 
   // One read of cgroup.events.
@@ -92,6 +96,7 @@ class cgroup {
   sys::unique_fd dir_;             // the directory, once asked for
   mutable sys::unique_fd kill_;    // cgroup.kill (absent before Linux 5.14)
   sys::unique_fd events_;          // cgroup.events, once asked for
+  mutable std::optional<bool> tracks_memory_;
 };
 
 // Reads one "key value" line's value from a flat-keyed cgroup file ("populated", "oom_kill").
