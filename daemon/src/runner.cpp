@@ -251,8 +251,7 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     o.max_restarts = p.max_restarts;
     o.restart_period = p.restart_period;
     o.autostart = p.autostart;
-    o.backoff = backoff_policy{p.backoff.initial, std::max(p.backoff.initial, std::chrono::milliseconds(100)),
-                               p.backoff.max, std::chrono::milliseconds(10'000)};
+    o.backoff = p.backoff;
     o.protocol = p.ready == readiness::protocol;
     o.ready_timeout = p.ready_timeout;
     o.request_timeout = p.hang_timeout;

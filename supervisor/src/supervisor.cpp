@@ -1,5 +1,6 @@
-// The supervisor: strategies, restart policies, intensity, backoff, nesting. All state lives on
-// the loop thread; the public methods post there. See supervisor.hpp.
+// The supervisor: carries out its restart_governor's answers (restart a group after a delay,
+// stop, escalate, go fatal, give up) on real children, and nesting. All state lives on the loop
+// thread; the public methods post there. See supervisor.hpp.
 #include "procsup/supervisor/supervisor.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,8 @@
 #include <mutex>
 #include <unordered_map>
 #include <future>
+
+#include "procsup/supervisor/restart_governor.hpp"
 
 namespace procsup::detail {
 
@@ -75,33 +78,32 @@ void make_standalone(const std::shared_ptr<unit>& u) {
 
 class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
  public:
-  supervisor_core(supervisor_options o, event_loop& l) : opt(std::move(o)), loop(l) {}
+  supervisor_core(supervisor_options o, event_loop& l)
+      : opt(std::move(o)), loop(l), governor(opt.policy, opt.intensity, opt.period, opt.backoff) {}
 
+  // The mechanism side of a child; what its failures mean (strategy, budgets, backoff) is in
+  // the governor under the same slot.
   struct child {
     std::shared_ptr<unit> u;
     std::shared_ptr<supervisor_core> sub;
-    strategy strat = strategy::restart;
-    bool restart_on_exit = false;
-    std::optional<backoff_policy> backoff;
-    bool own_budget = false;                              // program_options::own_budget
-    std::optional<int> max_restarts;                      //   (unset: the supervisor's)
-    std::optional<std::chrono::milliseconds> restart_period;
-    restart_window budget;                                // restarts spent against it
-    std::string stop_group;  // children of one group are stopped together (see stop_sequence)
-    int consecutive = 0;
+    std::size_t slot = 0;  // its index in children and in the governor
     event_loop::timer_id restart_timer = 0;
     steady::time_point started{};
     bool removed = false;
-    bool removing = false;  // remove_child() is stopping it: no sibling restart may revive it
     const std::string& id() const { return u ? u->id() : sub->opt.name; }
   };
 
+  // Waves of children to stop (indices): a wave is stopped together, the next once it is reaped.
+  using stop_plan = std::vector<std::vector<std::size_t>>;
+
+  // As given. Its policy, intensity, period and backoff are the governor's from then on.
   supervisor_options opt;
   event_loop& loop;
+  // Strategies, budgets, intensity, backoff and group choice: the one place restarts are decided.
+  restart_governor governor;
   std::weak_ptr<supervisor_core> parent;
   std::deque<child> children;
   std::unordered_map<std::string, std::vector<std::size_t>> by_id;  // indices into children, by id
-  restart_window restart_log;  // the whole tree's restart intensity
   bool stopped = false;  // stop() was called: final
   bool down = false;     // gave up / escalated: children stopped until a parent restarts us
   bool gave_up = false;
@@ -151,8 +153,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     return nullptr;
   }
   // Every child is added here (children only grow; removal is a flag).
-  void add(child c) {
-    by_id[c.id()].push_back(children.size());
+  void add(child c, restart_governor::child_config config) {
+    c.slot = governor.add(std::move(config));
+    by_id[c.id()].push_back(c.slot);
     children.push_back(std::move(c));
   }
 
@@ -171,17 +174,9 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       self->loop.post([then, err] { then(err); });
     };
   }
-  std::size_t index_of(const child& c) const {
-    for (std::size_t i = 0; i < children.size(); ++i)
-      if (&children[i] == &c) return i;
-    return children.size();
-  }
 
-  void adopt(const std::shared_ptr<unit>& u, strategy s, bool restart_on_exit,
-             std::optional<backoff_policy> backoff = std::nullopt, std::string stop_group = {},
-             bool own_budget = false, std::optional<int> max_restarts = std::nullopt,
-             std::optional<std::chrono::milliseconds> restart_period = std::nullopt) {
-    u->set_strategy(s);
+  void adopt(const std::shared_ptr<unit>& u, restart_governor::child_config config) {
+    u->set_strategy(config.on_failure);
     std::weak_ptr<supervisor_core> weak = weak_from_this();
     u->emit = [weak](const lifecycle_event& e) {
       if (auto self = weak.lock()) self->emit(e);
@@ -195,15 +190,8 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     };
     child c;
     c.u = u;
-    c.strat = s;
-    c.restart_on_exit = restart_on_exit;
-    c.backoff = backoff;
-    c.own_budget = own_budget;
-    c.max_restarts = max_restarts;
-    c.restart_period = restart_period;
-    c.stop_group = std::move(stop_group);
     c.started = steady::now();
-    add(std::move(c));
+    add(std::move(c), std::move(config));
   }
 
   // ---- failures
@@ -214,12 +202,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       u.set_final(end.clean ? process_state::stopped : process_state::failed, "process " + id + " " + end.cause);
       return;
     }
-    if (end.clean && !c->restart_on_exit) {
-      u.set_final(process_state::stopped, "process " + id + " exited");
-      emit(event(event_kind::stopped, id, 0, end.cause, u.info().restart_count));
-      return;
-    }
-    handle_failure(*c, end.clean ? "exited (" + end.cause + "), restart_on_exit" : end.cause, end.uptime);
+    handle_failure(*c, {.clean = end.clean, .uptime = end.uptime}, end.cause);
   }
 
   void launch_failed(unit& u, const std::string& id, const launch_error& err) {
@@ -234,113 +217,86 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     if (transient) {
       // Out of processes or memory for now: retry with backoff; not the child's fault, so it
       // does not count toward restart intensity.
-      ++c->consecutive;
-      auto delay = std::max(c->backoff.value_or(opt.backoff).delay(c->consecutive), std::chrono::milliseconds(10));
-      schedule_launch(*c, delay);
+      schedule_launch(*c, governor.retry_delay(c->slot));
       return;
     }
-    handle_failure(*c, "could not start: " + err.message, steady::duration::zero());
+    handle_failure(*c, {.clean = false, .uptime = steady::duration::zero()}, "could not start: " + err.message);
   }
 
-  bool allow_restart() { return restart_log.try_spend(steady::now(), opt.intensity, opt.period); }
-
-  void handle_failure(child& c, const std::string& cause, steady::duration uptime) {
+  // Child `c`'s instance failed, or exited cleanly, and nobody asked for it: carries out the
+  // governor's answer. `why` is how it ended ("killed by SIGSEGV", "exited with code 0").
+  void handle_failure(child& c, restart_governor::ending how, const std::string& why) {
     const std::string id = c.id();
-    switch (c.strat) {
-      case strategy::stop:
-        if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
-        emit(event(event_kind::stopped, id, 0, cause));
+    const std::string cause = how.clean ? "exited (" + why + "), restart_on_exit" : why;
+    const restart_decision d = governor.decide(c.slot, how, steady::now());
+    switch (d.what) {
+      case restart_decision::kind::restart:
+        restart_group(c.slot, d, cause);
         return;
-      case strategy::escalate:
+      case restart_decision::kind::stop:
+        if (d.clean) {
+          if (c.u) c.u->set_final(process_state::stopped, "process " + id + " exited");
+          emit(event(event_kind::stopped, id, 0, why, c.u ? c.u->info().restart_count : 0));
+        } else {
+          if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
+          emit(event(event_kind::stopped, id, 0, cause));
+        }
+        return;
+      case restart_decision::kind::escalate:
         if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
         emit(event(event_kind::escalated, id, 0, cause));
         go_down(false, "child " + id + " failed: " + cause);
         return;
-      case strategy::restart:
-        break;
+      case restart_decision::kind::fatal:
+        if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
+        if (c.u) c.u->set_final(process_state::fatal, "process " + id + " is fatal: " + cause);
+        emit(event(event_kind::fatal, id, 0, d.limit.describe() + " (last: " + cause + ")",
+                   c.u ? c.u->info().restart_count : 0));
+        return;
+      case restart_decision::kind::give_up:
+        if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
+        go_down(true, "restart intensity exceeded: " + d.limit.describe() + " (last: " + id + " " + cause + ")");
+        return;
     }
-    // The child's own budget first: a crash-looping program goes fatal alone (supervisord's
-    // FATAL) instead of spending the whole tree's intensity.
-    const int own_max = c.max_restarts.value_or(opt.intensity);
-    const auto own_period = c.restart_period.value_or(opt.period);
-    if (c.u && c.own_budget && !c.budget.try_spend(steady::now(), own_max, own_period)) {
-      if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-      c.u->set_final(process_state::fatal, "process " + id + " is fatal: " + cause);
-      emit(event(event_kind::fatal, id, 0,
-                 "more than " + std::to_string(own_max) + " restarts in " + std::to_string(own_period.count()) +
-                     " ms (last: " + cause + ")",
-                 c.u->info().restart_count));
-      return;
-    }
-    if (!allow_restart()) {
-      if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
-      go_down(true, "restart intensity exceeded: more than " + std::to_string(opt.intensity) + " restarts in " +
-                        std::to_string(opt.period.count()) + " ms (last: " + id + " " + cause + ")");
-      return;
-    }
-    const backoff_policy& bo = c.backoff ? *c.backoff : opt.backoff;
-    c.consecutive = uptime >= bo.reset_after ? 1 : c.consecutive + 1;
-    const auto delay = bo.delay(c.consecutive);
-    const std::size_t at = index_of(c);
-    std::vector<std::size_t> group;
-    switch (opt.policy) {
-      case restart_policy::one_for_one: group = {at}; break;
-      case restart_policy::one_for_all:
-        for (std::size_t i = 0; i < children.size(); ++i) group.push_back(i);
-        break;
-      case restart_policy::rest_for_one:
-        for (std::size_t i = at; i < children.size(); ++i) group.push_back(i);
-        break;
-    }
-    restart_group(at, group, delay, cause);
   }
 
-  void restart_group(std::size_t failed_at, const std::vector<std::size_t>& group, std::chrono::milliseconds delay,
-                     const std::string& cause) {
-    std::vector<std::size_t> members;
-    for (auto i : group)
-      if (!children[i].removed && !children[i].removing) members.push_back(i);
-    for (auto i : members) {
+  // Restarts d.group after d.delay: each member is marked restarting (sends queue up), the
+  // running siblings are stopped wave by wave (d.stop_first), then the group starts in order.
+  void restart_group(std::size_t failed_at, const restart_decision& d, const std::string& cause) {
+    for (auto i : d.group) {
       auto& m = children[i];
       if (m.restart_timer) loop.cancel_timer(std::exchange(m.restart_timer, 0));
       if (m.u) m.u->set_restarting();
       lifecycle_event e = event(event_kind::restarting, m.id(), 0,
                                 i == failed_at ? cause : "sibling " + children[failed_at].id() + " failed", 0);
       if (m.u) e.restarts = m.u->info().restart_count;
-      e.delay = delay;
+      e.delay = d.delay;
       emit(e);
     }
-    // Stop the running siblings in reverse start order, then start the whole group in order.
     auto self = shared_from_this();
-    auto relaunch = [self, members, delay] {
-      for (auto i : members) self->schedule_launch(self->children[i], delay, true);
+    auto relaunch = [self, group = d.group, delay = d.delay] {
+      for (auto i : group) self->schedule_launch(self->children[i], delay, true);
     };
-    std::vector<std::size_t> to_stop;
-    for (auto it = members.rbegin(); it != members.rend(); ++it)
-      if (*it != failed_at) to_stop.push_back(*it);
-    stop_sequence(to_stop, 0, relaunch, true);
+    stop_sequence(std::make_shared<const stop_plan>(d.stop_first), 0, relaunch, true);
   }
 
-  // Stops children[idx[k..]] one after the other, then calls done.
-  // Stops children[idx[k..]] one after the other (the next once the previous is reaped), then
-  // calls done. Neighbours in idx that share a stop group (the instances of one program) are
-  // stopped together: they do not depend on each other.
-  void stop_sequence(std::vector<std::size_t> idx, std::size_t k, std::function<void()> done, bool restarting) {
-    if (k == idx.size()) {
+  // Stops the children of (*waves)[k], then of the waves after it, one wave after the other;
+  // then calls done. The governor makes the waves (restart_governor::stop_waves): the instances
+  // of one program share a stop group and do not depend on each other.
+  void stop_sequence(std::shared_ptr<const stop_plan> waves, std::size_t k, std::function<void()> done,
+                     bool restarting) {
+    if (k == waves->size()) {
       done();
       return;
     }
-    std::size_t end = k + 1;
-    const std::string& group = children[idx[k]].stop_group;
-    if (!group.empty())
-      while (end < idx.size() && children[idx[end]].stop_group == group) ++end;
+    const std::vector<std::size_t>& wave = (*waves)[k];
     auto self = shared_from_this();
-    auto left = std::make_shared<std::size_t>(end - k);
-    auto next = [self, idx, end, done, restarting, left] {
-      if (--*left == 0) self->stop_sequence(idx, end, done, restarting);
+    auto left = std::make_shared<std::size_t>(wave.size());
+    auto next = [self, waves, k, done, restarting, left] {
+      if (--*left == 0) self->stop_sequence(waves, k + 1, done, restarting);
     };
-    for (std::size_t j = k; j < end; ++j) {
-      auto& c = children[idx[j]];
+    for (std::size_t i : wave) {
+      auto& c = children[i];
       if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
       if (c.u) {
         c.u->request_stop(next, restarting);
@@ -401,7 +357,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     for (auto& c : children)
       if (c.sub.get() == sub && !c.removed) {
         if (stopped || down) return;
-        handle_failure(c, cause, steady::now() - c.started);
+        handle_failure(c, {.clean = false, .uptime = steady::now() - c.started}, cause);
         return;
       }
   }
@@ -414,18 +370,15 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
       if (!children[i].removed) idx.push_back(i);
     for (auto& c : children)
       if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-    stop_sequence(idx, 0, std::move(done), false);
+    stop_sequence(std::make_shared<const stop_plan>(governor.stop_waves(idx)), 0, std::move(done), false);
   }
 
   void restart_all() {
     down = false;
-    restart_log.clear();
-    for (auto& c : children) c.budget.clear();
+    governor.reset_all();
     started = steady::now();
     for (auto& c : children) {
-      if (c.removed) continue;
-      c.consecutive = 0;
-      relaunch(c, true);
+      if (!c.removed) relaunch(c, true);
     }
   }
 
@@ -475,7 +428,7 @@ std::shared_ptr<detail::unit> supervisor::add(detail::unit_spec spec, strategy s
   auto core = core_;
   core_->loop.call([&] {
     core->refuse_if_stopped();
-    core->adopt(u, s, restart_on_exit);
+    core->adopt(u, {.on_failure = s, .restart_on_exit = restart_on_exit});
     if (wait) u->when_started(core->first_start_waiter(u->id(), [&started](const std::string& err) { started.set_value(err); }));
     u->launch();
   });
@@ -510,7 +463,7 @@ std::vector<std::shared_ptr<detail::unit>> supervisor::add_many(std::vector<deta
   core->loop.call([&] {
     core->refuse_if_stopped();
     for (auto& u : units) {
-      core->adopt(u, s, false);
+      core->adopt(u, {.on_failure = s});
       u->when_started(core->first_start_waiter(u->id(), [b, id = u->id()](const std::string& err) { b->done(id, err); }));
     }
   });
@@ -572,8 +525,13 @@ std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strat
   std::promise<std::string> started;
   auto f = started.get_future();
   core_->loop.call([&] {
-    core->adopt(u, s, o.restart_on_exit, o.backoff, o.stop_group, o.own_budget, o.max_restarts,
-                o.restart_period);
+    core->adopt(u, {.on_failure = s,
+                    .restart_on_exit = o.restart_on_exit,
+                    .backoff = o.backoff,
+                    .own_budget = o.own_budget,
+                    .max_restarts = o.max_restarts,
+                    .restart_period = o.restart_period,
+                    .stop_group = o.stop_group});
     if (!o.autostart) return;  // adopted, stopped: start_child() launches it
     if (wait) u->when_started([&started](const std::string& err) { started.set_value(err); });
     u->launch();
@@ -592,9 +550,8 @@ std::shared_ptr<supervisor> supervisor::spawn_supervisor(supervisor_options opti
     sub->parent = core;
     supervisor_core::child c;
     c.sub = sub;
-    c.strat = s;
     c.started = std::chrono::steady_clock::now();
-    core->add(std::move(c));
+    core->add(std::move(c), {.on_failure = s});
   });
   return std::shared_ptr<supervisor>(new supervisor(sub));
 }
@@ -604,7 +561,7 @@ void supervisor::supervise_id(const std::string& id, strategy s) {
   core_->loop.call([&] {
     auto* c = core->find(id);
     if (c == nullptr) throw std::invalid_argument("supervisor " + core->opt.name + " has no child " + id);
-    c->strat = s;
+    core->governor.set_strategy(c->slot, s);
     if (c->u) c->u->set_strategy(s);
   });
 }
@@ -619,11 +576,11 @@ std::vector<process_info> supervisor::children() const {
       if (c.removed) continue;
       if (c.u) {
         auto i = c.u->info();
-        i.on_failure = c.strat;
+        i.on_failure = core->governor.strategy_of(c.slot);
         out.push_back(std::move(i));
       } else {
         auto i = c.sub->info_as_child();
-        i.on_failure = c.strat;
+        i.on_failure = core->governor.strategy_of(c.slot);
         out.push_back(std::move(i));
       }
     }
@@ -659,8 +616,7 @@ bool supervisor::start_child(const std::string& id) {
     auto* c = core->find(id);
     if (c == nullptr) return false;
     if (c->u && c->u->pid() == 0) {
-      c->consecutive = 0;
-      c->budget.clear();  // started by hand: a fatal program gets its whole budget again
+      core->governor.reset(c->slot);  // started by hand: a fatal program gets its whole budget again
       c->started = std::chrono::steady_clock::now();
       c->u->launch();
     } else if (c->sub && c->sub->down) {
@@ -703,8 +659,7 @@ bool supervisor::restart_child(const std::string& id) {
     if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
     auto relaunch = [core, id, on_loop, &done] {
       if (auto* x = core->find(id); x != nullptr && !core->stopped) {
-        x->consecutive = 0;
-        x->budget.clear();
+        core->governor.reset(x->slot);
         core->relaunch(*x, true);
       }
       if (!on_loop) done.set_value();
@@ -736,16 +691,12 @@ bool supervisor::remove_child(const std::string& id, std::function<void()> done)
     auto* c = core->find(id);
     if (c == nullptr) return false;
     if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
-    c->removing = true;
-    c->strat = strategy::stop;
+    core->governor.retire(c->slot);  // it stays down and no sibling's restart revives it
     if (c->u) c->u->set_strategy(strategy::stop);
     // Found again by identity once stopped: the deque may have grown meanwhile.
     auto forget = [core, u = c->u, sub = c->sub, done = std::move(done), on_loop, &removed] {
       for (auto& x : core->children)
-        if (!x.removed && x.u == u && x.sub == sub) {
-          x.removed = true;
-          x.removing = false;
-        }
+        if (!x.removed && x.u == u && x.sub == sub) x.removed = true;
       if (done) done();
       if (!on_loop) removed.set_value();
     };
@@ -760,9 +711,7 @@ bool supervisor::remove_child(const std::string& id, std::function<void()> done)
 void supervisor::set_restart_limits(restart_policy policy, int intensity, std::chrono::milliseconds period) {
   auto core = core_;
   core->loop.call([&] {
-    core->opt.policy = policy;
-    core->opt.intensity = intensity;
-    core->opt.period = period;
+    core->governor.set_limits(policy, intensity, period);
   });
 }
 

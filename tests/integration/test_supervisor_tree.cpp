@@ -99,16 +99,16 @@ TEST_F(restart_backoff, first_restart_is_immediate_delays_grow_in_a_crash_loop_a
   sup.stop();
 }
 
-// ------------------------------------------------------------------ group policies
+// ------------------------------------------------------------------ restart policies (groups)
 
 struct policy_case {
   restart_policy policy;
   std::vector<bool> restarted;  // of children a, b, c when b crashes
 };
 
-class group_policy : public supervisor_test, public ::testing::WithParamInterface<policy_case> {};
+class restart_policy_groups : public supervisor_test, public ::testing::WithParamInterface<policy_case> {};
 
-TEST_P(group_policy, a_crash_of_the_middle_child_restarts_exactly_the_policys_group) {
+TEST_P(restart_policy_groups, a_crash_of_the_middle_child_restarts_exactly_the_policys_group) {
   const auto param = GetParam();
   shared_object<shared_state> sa, sb, sc;
   event_log log;
@@ -142,13 +142,13 @@ TEST_P(group_policy, a_crash_of_the_middle_child_restarts_exactly_the_policys_gr
   sup.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(policies, group_policy,
+INSTANTIATE_TEST_SUITE_P(policies, restart_policy_groups,
                          ::testing::Values(policy_case{restart_policy::one_for_one, {false, true, false}},
                                            policy_case{restart_policy::one_for_all, {true, true, true}},
                                            policy_case{restart_policy::rest_for_one, {false, true, true}}),
                          [](const auto& param_info) { return std::string(to_string(param_info.param.policy)); });
 
-TEST_F(group_policy, sends_to_a_sibling_stopped_for_a_group_restart_are_queued_for_its_new_instance) {
+TEST_F(restart_policy_groups, sends_to_a_sibling_stopped_for_a_group_restart_are_queued_for_its_new_instance) {
   shared_object<shared_state> sa, sb;
   sa->terminate_blocks = 1;  // a's graceful stop waits for the test
   event_log log;

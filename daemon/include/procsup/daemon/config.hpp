@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "procsup/supervisor/launcher.hpp"
+#include "procsup/supervisor/types.hpp"
 
 namespace procsup::daemon {
 
@@ -30,12 +31,6 @@ struct output_target {
   kind where = kind::log;
   std::string path;  // kind::file: absolute (relative paths are taken from the config's directory)
   bool operator==(const output_target&) const = default;
-};
-
-struct backoff_config {
-  std::chrono::milliseconds initial{0};
-  std::chrono::milliseconds max{30'000};
-  bool operator==(const backoff_config&) const = default;
 };
 
 struct supervisor_config {
@@ -99,7 +94,7 @@ struct program_config {
   std::string shell;
   int stop_signal = 15;             // SIGTERM
   std::chrono::milliseconds stop_timeout{10'000};  // then SIGKILL to the whole process group
-  backoff_config backoff;
+  backoff_policy backoff;  // the config sets initial and max; the library has the defaults
   std::vector<rlimit_setting> limits;  // soft == hard; keys nofile, nproc, as, data, stack, core, fsize, cpu
   cgroup_limits resources;             // limits.memory, memory_high, cpu = "150%", pids, io_weight
   output_target stdout_target;

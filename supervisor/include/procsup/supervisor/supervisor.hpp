@@ -144,8 +144,9 @@ class supervisor {
   void stop();
 
   // Control by child id (the procsup program's ctl). false if there is no such child. On the
-  // loop thread they only start the work (start_child of a fatal child resets its budget) (a stop or restart completes later); from any other
-  // thread they wait for it.
+  // loop thread they only start the work (a stop or restart completes later); from any other
+  // thread they wait for it. start_child and restart_child start its backoff and own budget
+  // over: a fatal child gets its whole budget again.
   bool start_child(const std::string& id);
   bool stop_child(const std::string& id);
   bool restart_child(const std::string& id);

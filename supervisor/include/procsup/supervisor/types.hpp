@@ -82,13 +82,16 @@ std::string signal_name(int sig);
 
 // Restart backoff: the first restart after a stable run is delayed by `initial` (0: immediate);
 // each further consecutive failure doubles the delay (starting from max(initial, step)) up to
-// `max`. A child that stayed up `reset_after` counts as stable again.
+// `max`. A child that stayed up `reset_after` counts as stable again. These defaults are the only
+// ones: supervisor_options, program_options and the procsup program's config all start from them.
 struct backoff_policy {
   std::chrono::milliseconds initial{0};
   std::chrono::milliseconds step{100};
   std::chrono::milliseconds max{30'000};
   std::chrono::milliseconds reset_after{10'000};
+  // The delay before the restart after `consecutive_failures` failures in a row (1: the first).
   std::chrono::milliseconds delay(int consecutive_failures) const;
+  bool operator==(const backoff_policy&) const = default;
 };
 
 }  // namespace procsup
