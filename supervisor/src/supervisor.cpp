@@ -159,6 +159,13 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
     children.push_back(std::move(c));
   }
 
+  // Child `c` is gone for good: find() skips it and the governor never restarts it again (nor
+  // takes it along in a sibling's group).
+  void mark_removed(child& c) {
+    c.removed = true;
+    governor.retire(c.slot);
+  }
+
   void refuse_if_stopped() const {
     if (stopped) throw process_error("supervisor " + opt.name + " is stopped");
   }
@@ -170,7 +177,7 @@ class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
                                                              std::function<void(const std::string&)> then) {
     return [self = shared_from_this(), id = std::move(id), then = std::move(then)](const std::string& err) {
       if (!err.empty())
-        if (auto* c = self->find(id)) c->removed = true;
+        if (auto* c = self->find(id)) self->mark_removed(*c);
       self->loop.post([then, err] { then(err); });
     };
   }
@@ -696,7 +703,7 @@ bool supervisor::remove_child(const std::string& id, std::function<void()> done)
     // Found again by identity once stopped: the deque may have grown meanwhile.
     auto forget = [core, u = c->u, sub = c->sub, done = std::move(done), on_loop, &removed] {
       for (auto& x : core->children)
-        if (!x.removed && x.u == u && x.sub == sub) x.removed = true;
+        if (!x.removed && x.u == u && x.sub == sub) core->mark_removed(x);
       if (done) done();
       if (!on_loop) removed.set_value();
     };
