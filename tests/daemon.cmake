@@ -3,6 +3,8 @@ if(NOT PROCSUP_FUZZ AND PROCSUP_BUILD_DAEMON)
   include(${CMAKE_CURRENT_LIST_DIR}/helpers.cmake)
   procsup_add_test(test_daemon_config SOURCES unit/test_daemon_config.cpp
     LIBS procsup_daemon_lib TIMEOUT 30 LABELS unit)
+  procsup_add_test(test_daemon_dependency_graph SOURCES unit/test_daemon_dependency_graph.cpp
+    LIBS procsup_daemon_lib TIMEOUT 60 LABELS unit)
   procsup_add_test(test_daemon_logging SOURCES unit/test_daemon_logging.cpp
     LIBS procsup_daemon_lib TIMEOUT 30 LABELS unit)
   procsup_add_test(test_daemon_import SOURCES unit/test_daemon_import.cpp

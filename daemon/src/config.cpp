@@ -523,6 +523,7 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
   bool have_command = false;
   const toml::node* watchdog_at = nullptr;  // for its error
   const toml::node* sockets_at = nullptr;
+  const toml::node* owner_at = nullptr;  // socket_owner, for its error
   for (auto&& [k, v] : t) {
     const std::string key = prefix + "." + std::string(k.str());
     if (k == "name") {
@@ -644,6 +645,13 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
         if (s->empty() || *end != '\0' || m > 07777) c.error(v.source(), key, "expected an octal mode like \"0660\", got \"" + *s + "\"");
         else p.socket_mode = static_cast<unsigned>(m);
       }
+    } else if (k == "socket_owner") {
+      owner_at = &v;
+      if (auto s = c.string(v, key)) {
+        auto r = parse_socket_owner(*s);
+        if (auto* err = std::get_if<std::string>(&r)) c.error(v.source(), key, "\"" + *s + "\": " + *err);
+        else p.socket_owner = std::get<socket_file_owner>(r);
+      }
     } else if (k == "on_dependency_restart") {
       if (auto r = c.choice<bool>(v, key, {{"ignore", false}, {"restart", true}})) p.restart_with_dependency = *r;
     } else if (k == "health") {
@@ -672,6 +680,9 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
     c.error(sockets_at->source(), prefix + ".sockets",
             "fds 3-" + std::to_string(2 + p.sockets.size()) + " are the sockets: ready = { fd = " + std::to_string(p.ready_fd) +
                 " } must be above them");
+  if (owner_at != nullptr &&
+      std::none_of(p.sockets.begin(), p.sockets.end(), [](const std::string& a) { return a.rfind("unix://", 0) == 0; }))
+    c.error(owner_at->source(), prefix + ".socket_owner", "needs a unix:// address in sockets (it sets the socket file's owner)");
   if (watchdog_at != nullptr && p.watchdog.count() > 0 && p.ready != readiness::notify)
     c.error(watchdog_at->source(), prefix + ".watchdog", "needs ready = \"notify\" (the program pings with WATCHDOG=1)");
   if (!have_name) c.error(t.source(), prefix + ".name", "missing (every program needs a name)");

@@ -39,7 +39,7 @@ bool same_program(const program_config& a, const program_config& b) {
          a.ready_fd == b.ready_fd && a.ready_address == b.ready_address && a.ready_command == b.ready_command &&
          a.ready_interval == b.ready_interval && a.watchdog == b.watchdog && a.health == b.health &&
          a.depends_on == b.depends_on && a.restart_with_dependency == b.restart_with_dependency &&
-         a.sockets == b.sockets && a.socket_mode == b.socket_mode;
+         a.sockets == b.sockets && a.socket_mode == b.socket_mode && a.socket_owner == b.socket_owner;
 }
 
 std::string reload_plan::summary() const {

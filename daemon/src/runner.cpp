@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "procsup/daemon/containment.hpp"
+#include "procsup/daemon/dependency_graph.hpp"
 #include "procsup/daemon/control.hpp"
 #include "procsup/daemon/environment.hpp"
 #include "procsup/daemon/exit_policy.hpp"
@@ -290,6 +291,8 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
           on_instance_ready(e);
           check_ready();  // the dependents it started may all be up already
         });
+      // A dependency that failed for good fails the programs waiting on it.
+      if (e.kind != event_kind::ready && !waiting_.empty()) fail_waiting_on_failed();
       check_ready();  // after the line, so "ready" follows the event that made it so
       if (!waits_.empty()) settle_waits(&e);  // ctl start / stop / restart replies
       // Posted: the lines of this event's other deferred events (its "stopped") come first.
@@ -378,9 +381,18 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
 
   // ---- start order (depends_on, docs/services.md)
 
+  // Programs with no instance that will not start by themselves: stopped by `ctl stop` while
+  // waiting, or a dependency failed for good. `ctl start` starts them again.
+  struct held_program {
+    const program_config* cfg;
+    bool failed;        // a dependency failed (else: stopped)
+    std::string error;  // why, for ctl status ("a dependency failed: db: ...")
+  };
+
   // Every instance of program `name` is ready (and it has instances).
   bool all_ready(const std::string& name) {
     if (std::any_of(waiting_.begin(), waiting_.end(), [&](const program_config* w) { return w->name == name; })) return false;
+    if (find_held(name) != nullptr) return false;
     int n = 0;
     for (auto& i : instances_) {
       if (i.cfg->name != name) continue;
@@ -408,17 +420,69 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
       if (!hold_sockets(p)) continue;  // a reload's new socket cannot be had: not started
       if (!p.depends_on.empty()) log_event(spdlog::level::info, "[" + p.name + "] dependencies ready: starting", {{"depends_on", p.depends_on}});
       for (int i = 0; i < p.instances; ++i) start_instance(p, i);
+      // A ctl start waiting for it: its first events came before its units were recorded.
+      if (!waits_.empty()) loop_.post([this] { settle_waits(nullptr); });
     }
+    fail_waiting_on_failed();
+  }
+
+  // Why program `name` will not become ready by itself (an instance failed for good, or it is
+  // held as failed), or "" if it may still.
+  std::string failed_for_good(const std::string& name) {
+    if (const auto* h = find_held(name)) return h->failed ? h->error : std::string();
+    for (auto& i : instances_) {
+      if (i.cfg->name != name || !i.unit) continue;
+      const auto info = i.unit->info();
+      if (info.state == process_state::failed || info.state == process_state::fatal)
+        return i.id + ": " + (info.last_error.empty() ? to_string(info.state) : info.last_error);
+    }
+    return {};
+  }
+
+  // A waiting program whose dependency failed for good would wait for ever: it is held as failed
+  // instead (logged, shown in ctl status), and so are the programs waiting on it in turn.
+  void fail_waiting_on_failed() {
+    for (bool again = true; again && !shutting_down_;) {
+      again = false;
+      for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+        const program_config& p = **it;
+        std::string dependency, cause;
+        for (const auto& d : p.depends_on)
+          if (cause = failed_for_good(d); !cause.empty()) {
+            dependency = d;
+            break;
+          }
+        if (cause.empty()) continue;
+        log_event(spdlog::level::err, "[" + p.name + "] cannot start: a dependency failed",
+                  {{"dependency", dependency}, {"cause", cause}});
+        held_.push_back({&p, true, "a dependency failed: " + dependency + " (" + cause + ")"});
+        waiting_.erase(it);
+        again = true;
+        if (!waits_.empty()) loop_.post([this] { settle_waits(nullptr); });  // a ctl start of it fails
+        break;
+      }
+    }
+  }
+
+  held_program* find_held(const std::string& name) {
+    for (auto& h : held_)
+      if (h.cfg->name == name) return &h;
+    return nullptr;
   }
 
   // The listening sockets of `p` (sockets = [...]), bound once and kept across its restarts;
   // false (logged, naming the address) if they cannot be bound.
   bool hold_sockets(const program_config& p) {
     auto held = sockets_.find(p.name);
-    if (held != sockets_.end() && held->second.same_addresses(p.sockets)) return true;
+    if (held != sockets_.end() && held->second.same_addresses(p.sockets)) {
+      // A reload may have changed only their files' mode or owner: the bound sockets stay.
+      const auto err = held->second.set_file_access(static_cast<mode_t>(p.socket_mode), p.socket_owner);
+      if (!err.empty()) log_event(spdlog::level::warn, "[" + p.name + "] cannot set its sockets' owner or mode", {{"error", err}});
+      return true;
+    }
     if (held != sockets_.end()) sockets_.erase(held);  // a reload changed them
     if (p.sockets.empty()) return true;
-    auto r = socket_set::open(p.sockets, static_cast<mode_t>(p.socket_mode));
+    auto r = socket_set::open(p.sockets, static_cast<mode_t>(p.socket_mode), p.socket_owner);
     if (auto* err = std::get_if<std::string>(&r)) {
       log_event(spdlog::level::err, "[" + p.name + "] cannot open its sockets", {{"error", *err}});
       return false;
@@ -543,6 +607,9 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     if (cmd == "send") return send_request(req);
     if (cmd == "start" || cmd == "stop" || cmd == "restart" || cmd == "signal") {
       const std::string name = req.value("name", "");
+      if (cmd == "start" || cmd == "stop")
+        if (const program_config* prog = program_of(name); prog != nullptr && (graph().ordered() || match(name).empty()))
+          return staged_command(cmd, *prog);
       auto ids = match(name);
       if (ids.empty()) return {{"ok", false}, {"error", "no program or instance named \"" + name + "\""}};
       if (cmd != "signal") return control_command(cmd, ids);
@@ -576,10 +643,106 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     std::string cmd;
     std::vector<target> targets;
     control_server::deferred reply;
+    std::vector<const program_config*> later;  // programs still to start / stop, in order (depends_on)
+    std::vector<target> settled;               // the earlier stages' results
+    bool answered = false;
   };
 
+  // The program an instance id ("api", "api:1") belongs to, or nullptr.
+  const program_config* program_of_id(const std::string& id) {
+    const program_config* found = nullptr;
+    for (const auto& p : programs_)
+      for (int k = 0; k < p.instances; ++k)
+        if (instance_id(p, k) == id) found = &p;
+    return found;
+  }
+  bool is_waiting_id(const std::string& id) {
+    const program_config* p = program_of_id(id);
+    return p != nullptr && std::any_of(waiting_.begin(), waiting_.end(), [&](const program_config* w) { return w->name == p->name; });
+  }
+  std::string held_error(const std::string& id) {
+    const program_config* p = program_of_id(id);
+    const held_program* h = p != nullptr ? find_held(p->name) : nullptr;
+    return h != nullptr && h->failed ? h->error : std::string();
+  }
+
+  // The program named `name` (not an instance id), or nullptr.
+  const program_config* program_of(const std::string& name) {
+    const program_config* found = nullptr;
+    for (const auto& p : programs_)
+      if (p.name == name) found = &p;  // the newest: a reload may still be replacing one
+    return found;
+  }
+
+  dependency_graph graph() const {
+    std::vector<dependency_graph::program_edges> edges;
+    for (const auto& p : programs_)
+      if (std::none_of(edges.begin(), edges.end(), [&](const auto& e) { return e.first == p.name; }))
+        edges.emplace_back(p.name, p.depends_on);
+    return dependency_graph(std::move(edges));
+  }
+
+  static std::string instance_id(const program_config& p, int k) {
+    return p.instances > 1 ? p.name + ":" + std::to_string(k) : p.name;
+  }
+
+  // `ctl start NAME` / `ctl stop NAME` of a program: with depends_on, the programs it needs are
+  // started first (each ready before the next), and the programs that need it are stopped first
+  // (each down before the next); then NAME itself. One reply for all, in that order.
+  json staged_command(const std::string& cmd, const program_config& prog) {
+    const auto g = graph();
+    const auto order = cmd == "start" ? g.start_closure(prog.name) : g.stop_closure(prog.name);
+    command_wait w{cmd, {}, ctl_->defer(), {}, {}, false};
+    for (const auto& name : order)
+      if (const program_config* q = program_of(name)) w.later.push_back(q);
+    waits_.push_back(std::move(w));
+    begin_stage(waits_.back());
+    loop_.defer([this] { settle_waits(nullptr); });
+    return nullptr;  // deferred: answered by settle_waits
+  }
+
+  // Starts or stops the next program of a staged command (w.later's first): its instances
+  // become the targets; a waiting or held program is started or stopped by name.
+  void begin_stage(command_wait& w) {
+    const program_config& p = *w.later.front();
+    w.later.erase(w.later.begin());
+    const bool waiting = std::find(waiting_.begin(), waiting_.end(), &p) != waiting_.end();
+    held_program* held = find_held(p.name);
+    if (waiting || held != nullptr) {
+      if (w.cmd == "start" && held != nullptr) {  // back to waiting: it starts once its dependencies are ready
+        held_.erase(held_.begin() + (held - held_.data()));
+        waiting_.push_back(&p);
+      } else if (w.cmd == "stop" && waiting) {  // stays down: it does not start by itself any more
+        waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &p));
+        held_.push_back({&p, false, {}});
+      }
+      for (int k = 0; k < p.instances; ++k) {
+        command_wait::target t{instance_id(p, k), 0, process_state::stopped, {}, false, {}};
+        if (w.cmd == "stop")
+          t.result = {{"id", t.id}, {"ok", true}, {"state", "stopped"},
+                      {"message", t.id + (waiting ? ": stopped (it was waiting for its dependencies)" : ": already stopped")}};
+        t.done = w.cmd == "stop";
+        w.targets.push_back(std::move(t));
+      }
+      if (w.cmd == "start") loop_.post([this] { start_waiting(); });  // after this command's reply is set up
+      return;
+    }
+    std::vector<std::string> ids;
+    for (auto& i : instances_)
+      if (i.cfg->name == p.name) ids.push_back(i.id);
+    for (const auto& id : ids) {
+      const auto* i = find_instance(id);
+      const auto info = i && i->unit ? i->unit->info() : process_info{};
+      w.targets.push_back({id, info.pid, info.state, {}, false, {}});
+    }
+    for (const auto& id : ids) {
+      if (w.cmd == "start") sup_->start_child(id);
+      else sup_->stop_child(id);
+    }
+  }
+
   json control_command(const std::string& cmd, const std::vector<std::string>& ids) {
-    command_wait w{cmd, {}, ctl_->defer()};
+    command_wait w{cmd, {}, ctl_->defer(), {}, {}, false};
     for (const auto& id : ids) {
       const auto* i = find_instance(id);
       const auto info = i ? i->unit->info() : process_info{};
@@ -601,65 +764,91 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
     return nullptr;
   }
 
-  void settle_waits(const lifecycle_event* e) {
+  void settle_waits(const lifecycle_event* event) {
     for (auto& w : waits_) {
-      bool all = true;
-      for (auto& t : w.targets) {
-        if (t.done) continue;
-        const bool failure = e != nullptr && e->process_id == t.id &&
-                             (e->kind == event_kind::crashed || e->kind == event_kind::spawn_failed ||
-                              e->kind == event_kind::stopped || e->kind == event_kind::escalated);
-        if (failure && w.cmd != "stop") t.failure = e->cause.empty() ? to_string(e->kind) : e->cause;
-        const auto* i = find_instance(t.id);
-        if (i != nullptr && !i->unit) {  // being launched right now (start_instance lists it first)
-          all = false;
+      const lifecycle_event* e = event;  // the event concerns this stage's targets only
+      for (bool next_stage = true; next_stage && !w.answered;) {
+        next_stage = false;
+        bool all = true;
+        for (auto& t : w.targets) {
+          if (t.done) continue;
+          const bool failure = e != nullptr && e->process_id == t.id &&
+                               (e->kind == event_kind::crashed || e->kind == event_kind::spawn_failed ||
+                                e->kind == event_kind::stopped || e->kind == event_kind::escalated);
+          if (failure && w.cmd != "stop") t.failure = e->cause.empty() ? to_string(e->kind) : e->cause;
+          const auto* i = find_instance(t.id);
+          if (i != nullptr && !i->unit) {  // being launched right now (start_instance lists it first)
+            all = false;
+            continue;
+          }
+          if (i == nullptr && w.cmd == "start" && is_waiting_id(t.id)) {  // starts once its dependencies are ready
+            all = false;
+            continue;
+          }
+          if (i == nullptr && w.cmd == "start" && !held_error(t.id).empty()) {
+            t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": did not start: " + held_error(t.id)}};
+          } else if (i == nullptr) {
+            t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": removed by a reload"}};
+          } else if (!t.failure.empty()) {
+            t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": did not start: " + t.failure}};
+          } else {
+            const auto info = i->unit->info();
+            const bool running = info.state == process_state::running && info.pid != 0;
+            // Down for good: no process and none on its way (stopped, failed, or any later such state).
+            auto down = [](process_state st, pid_t pid) {
+              return pid == 0 && st != process_state::starting && st != process_state::running &&
+                     st != process_state::stopping;
+            };
+            if (w.cmd == "stop" && down(info.state, info.pid))
+              t.result = {{"id", t.id}, {"ok", true}, {"state", to_string(info.state)},
+                          {"message", t.id + (down(t.old_state, t.old_pid) ? ": already stopped" : ": stopped")}};
+            else if (w.cmd == "start" && running)
+              t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
+                          {"message", t.id + (info.pid == t.old_pid ? ": already running" : ": started") + " (pid " +
+                                          std::to_string(info.pid) + ")"}};
+            else if (w.cmd == "restart" && running && info.pid != t.old_pid)
+              t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
+                          {"message", t.id + ": restarted (pid " + std::to_string(info.pid) + ")"}};
+          }
+          t.done = !t.result.is_null();
+          all = all && t.done;
+        }
+        if (!all) continue;
+        // A staged command (depends_on): the next program once this one is there; a start stops at
+        // the first that failed (what needs it would not start).
+        const bool stage_failed = std::any_of(w.targets.begin(), w.targets.end(), [](const auto& t) { return !t.result.value("ok", false); });
+        if (!w.later.empty() && !(w.cmd == "start" && stage_failed) && !shutting_down_) {
+          for (auto& t : w.targets) w.settled.push_back(std::move(t));
+          w.targets.clear();
+          begin_stage(w);
+          next_stage = true;  // settle what is there already (a stage that has nothing to do)
+          e = nullptr;
           continue;
         }
-        if (i == nullptr) {
-          t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": removed by a reload"}};
-        } else if (!t.failure.empty()) {
-          t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": did not start: " + t.failure}};
-        } else {
-          const auto info = i->unit->info();
-          const bool running = info.state == process_state::running && info.pid != 0;
-          // Down for good: no process and none on its way (stopped, failed, or any later such state).
-          auto down = [](process_state st, pid_t pid) {
-            return pid == 0 && st != process_state::starting && st != process_state::running &&
-                   st != process_state::stopping;
-          };
-          if (w.cmd == "stop" && down(info.state, info.pid))
-            t.result = {{"id", t.id}, {"ok", true}, {"state", to_string(info.state)},
-                        {"message", t.id + (down(t.old_state, t.old_pid) ? ": already stopped" : ": stopped")}};
-          else if (w.cmd == "start" && running)
-            t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
-                        {"message", t.id + (info.pid == t.old_pid ? ": already running" : ": started") + " (pid " +
-                                        std::to_string(info.pid) + ")"}};
-          else if (w.cmd == "restart" && running && info.pid != t.old_pid)
-            t.result = {{"id", t.id}, {"ok", true}, {"pid", info.pid}, {"state", "running"},
-                        {"message", t.id + ": restarted (pid " + std::to_string(info.pid) + ")"}};
+        if (!w.settled.empty()) {
+          w.settled.insert(w.settled.end(), std::make_move_iterator(w.targets.begin()), std::make_move_iterator(w.targets.end()));
+          w.targets = std::move(w.settled);
+          w.settled.clear();
         }
-        t.done = !t.result.is_null();
-        all = all && t.done;
+        json results = json::array();
+        json ids = json::array();
+        std::string message, error;
+        bool ok = true;
+        for (auto& t : w.targets) {
+          ids.push_back(t.id);
+          const bool good = t.result.value("ok", false);
+          ok = ok && good;
+          std::string& text = good ? message : error;
+          text += (text.empty() ? "" : "\n") + t.result.value(good ? "message" : "error", "");
+          results.push_back(std::move(t.result));
+        }
+        json reply = {{"ok", ok}, {"instances", ids}, {"results", results}, {"message", message}};
+        if (!ok) reply["error"] = error;
+        if (ctl_) ctl_->complete(w.reply, reply);
+        w.answered = true;  // erased below
       }
-      if (!all) continue;
-      json results = json::array();
-      json ids = json::array();
-      std::string message, error;
-      bool ok = true;
-      for (auto& t : w.targets) {
-        ids.push_back(t.id);
-        const bool good = t.result.value("ok", false);
-        ok = ok && good;
-        std::string& text = good ? message : error;
-        text += (text.empty() ? "" : "\n") + t.result.value(good ? "message" : "error", "");
-        results.push_back(std::move(t.result));
-      }
-      json reply = {{"ok", ok}, {"instances", ids}, {"results", results}, {"message", message}};
-      if (!ok) reply["error"] = error;
-      if (ctl_) ctl_->complete(w.reply, reply);
-      w.targets.clear();  // settled: erased below
     }
-    std::erase_if(waits_, [](const command_wait& w) { return w.targets.empty(); });
+    std::erase_if(waits_, [](const command_wait& w) { return w.answered; });
   }
 
   // ---- live reload (issue 5): re-read the config file, apply the difference
@@ -747,6 +936,7 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
       waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
                                     [&](const program_config* w) { return std::find(gone.begin(), gone.end(), w->name) != gone.end(); }),
                      waiting_.end());
+      std::erase_if(held_, [&](const held_program& h) { return std::find(gone.begin(), gone.end(), h.cfg->name) != gone.end(); });
       for (const auto& name : plan_removed) sockets_.erase(name);
       programs_.remove_if([&](const program_config& p) {
         return std::find(gone.begin(), gone.end(), p.name) != gone.end() &&
@@ -875,6 +1065,15 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
                        {"pid", nullptr}, {"state", "waiting"}, {"restarts", 0}, {"uptime_s", nullptr},
                        {"last_exit", nullptr}, {"ready", false}, {"waiting_for", deps}});
     }
+    // Programs held down: stopped while waiting, or a dependency failed.
+    for (const auto& h : held_)
+      for (int k = 0; k < h.cfg->instances; ++k) {
+        json o = {{"name", h.cfg->name}, {"instance", k}, {"id", instance_id(*h.cfg, k)}, {"pid", nullptr},
+                  {"state", h.failed ? "failed" : "stopped"}, {"restarts", 0}, {"uptime_s", nullptr},
+                  {"last_exit", nullptr}, {"ready", false}};
+        if (h.failed) o["last_error"] = h.error;
+        arr.push_back(std::move(o));
+      }
     return arr;
   }
 
@@ -939,6 +1138,7 @@ class daemon_runner : public http_source {  // http_source: status() and metrics
   std::vector<instance> instances_;
   std::vector<command_wait> waits_;  // ctl start / stop / restart not answered yet
   std::vector<const program_config*> waiting_;  // not started yet: a dependency is not ready
+  std::vector<held_program> held_;              // not started and not waiting (see held_program)
   std::map<std::string, socket_set> sockets_;   // program name -> its held listening sockets
   output_router output_{loop_};
   std::optional<rlimit_setting> inherited_nofile_;  // the fd limit procsup was started with

@@ -2,12 +2,15 @@
 #include "procsup/daemon/sockets.hpp"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace procsup::daemon {
@@ -100,7 +103,73 @@ void socket_set::add_to_launch(program_options& o) const {
   o.exec.setup.pid_env.push_back("LISTEN_PID");
 }
 
-std::variant<socket_set, std::string> socket_set::open(const std::vector<std::string>& addresses, mode_t mode) {
+namespace {
+
+// A name, or a decimal id; false if neither.
+bool lookup_user(const std::string& name, uid_t& uid) {
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(name.c_str(), &end, 10);
+  if (!name.empty() && *end == '\0') {
+    uid = static_cast<uid_t>(n);
+    return true;
+  }
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (found == nullptr) return false;
+  uid = pw.pw_uid;
+  return true;
+}
+
+bool lookup_group(const std::string& name, gid_t& gid) {
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(name.c_str(), &end, 10);
+  if (!name.empty() && *end == '\0') {
+    gid = static_cast<gid_t>(n);
+    return true;
+  }
+  std::vector<char> buf(16384);
+  group gr{};
+  group* found = nullptr;
+  ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (found == nullptr) return false;
+  gid = gr.gr_gid;
+  return true;
+}
+
+std::string apply_access(const std::string& address, const std::string& path, mode_t mode, socket_file_owner owner) {
+  if ((owner.uid != static_cast<uid_t>(-1) || owner.gid != static_cast<gid_t>(-1)) &&
+      ::lchown(path.c_str(), owner.uid, owner.gid) != 0)
+    return address + ": chown: " + std::strerror(errno);
+  if (::chmod(path.c_str(), mode) != 0) return address + ": chmod: " + std::strerror(errno);
+  return {};
+}
+
+}  // namespace
+
+std::variant<socket_file_owner, std::string> parse_socket_owner(const std::string& text) {
+  socket_file_owner o;
+  const auto colon = text.find(':');
+  const std::string user = text.substr(0, colon);
+  const std::string grp = colon == std::string::npos ? std::string() : text.substr(colon + 1);
+  if (user.empty() && grp.empty()) return std::string("expected \"user\", \"user:group\" or \":group\"");
+  if (!user.empty() && !lookup_user(user, o.uid)) return "unknown user \"" + user + "\"";
+  if (!grp.empty() && !lookup_group(grp, o.gid)) return "unknown group \"" + grp + "\"";
+  return o;
+}
+
+std::string socket_set::set_file_access(mode_t mode, socket_file_owner owner) const {
+  for (const auto& s : sockets_) {
+    parsed p;
+    if (!parse(s.address, p).empty() || p.unix_path.empty()) continue;
+    if (auto err = apply_access(s.address, p.unix_path, mode, owner); !err.empty()) return err;
+  }
+  return {};
+}
+
+std::variant<socket_set, std::string> socket_set::open(const std::vector<std::string>& addresses, mode_t mode,
+                                                       socket_file_owner owner) {
   socket_set set;
   for (const auto& address : addresses) {
     parsed p;
@@ -128,7 +197,12 @@ std::variant<socket_set, std::string> socket_set::open(const std::vector<std::st
       }
     }
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&p.addr), p.len) != 0) return fail("bind");
-    if (!p.unix_path.empty() && ::chmod(p.unix_path.c_str(), mode) != 0) return fail("chmod");
+    if (!p.unix_path.empty()) {
+      if (auto err = apply_access(address, p.unix_path, mode, owner); !err.empty()) {
+        ::close(fd);
+        return err;
+      }
+    }
     if (::listen(fd, SOMAXCONN) != 0) return fail("listen");
     set.sockets_.push_back({address, fd_name(address), fd});
   }

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -467,6 +469,94 @@ TEST_F(program_services, a_program_added_by_reload_waits_for_its_dependency_too)
   EXPECT_EQ(p.wait_exit(), 0);
 }
 
+TEST_F(program_services, ctl_stop_of_a_dependency_stops_its_dependents_first_and_ctl_start_starts_dependencies_first) {
+  const std::string sleep = toml_argv({"/bin/sleep", "600"});
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"db\"\ncommand = " + sleep +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\ncommand = " + sleep +
+      "\n[[program]]\nname = \"web\"\ndepends_on = [\"api\"]\ncommand = " + sleep +
+      "\n[[program]]\nname = \"cron\"\ncommand = " + sleep + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("ready"));
+  auto r = ctl(dir_.socket(), {"stop", "db"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("web: stopped\napi: stopped\ndb: stopped"), std::string::npos) << r.out;
+  auto web = p.wait_event("[web] exited");
+  auto api = p.wait_event("[api] exited");
+  auto db = p.wait_event("[db] exited");
+  ASSERT_TRUE(web && api && db);
+  EXPECT_LT((*web)["_index"].get<std::size_t>(), (*api)["_index"].get<std::size_t>());
+  EXPECT_LT((*api)["_index"].get<std::size_t>(), (*db)["_index"].get<std::size_t>());
+  EXPECT_EQ(status_of(dir_.socket(), "cron")["state"], "running") << "not a dependent of db";
+  EXPECT_EQ(status_of(dir_.socket(), "web")["state"], "stopped");
+
+  const std::size_t mark = p.lines().size();
+  r = ctl(dir_.socket(), {"start", "web"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto db_at = r.out.find("db: started"), api_at = r.out.find("api: started"), web_at = r.out.find("web: started");
+  ASSERT_TRUE(db_at != std::string::npos && api_at != std::string::npos && web_at != std::string::npos) << r.out;
+  EXPECT_TRUE(db_at < api_at && api_at < web_at) << r.out;
+  auto s_db = p.wait_event("[db] spawned", json::object(), mark);
+  auto s_api = p.wait_event("[api] spawned", json::object(), mark);
+  auto s_web = p.wait_event("[web] spawned", json::object(), mark);
+  ASSERT_TRUE(s_db && s_api && s_web);
+  EXPECT_LT((*s_db)["_index"].get<std::size_t>(), (*s_api)["_index"].get<std::size_t>());
+  EXPECT_LT((*s_api)["_index"].get<std::size_t>(), (*s_web)["_index"].get<std::size_t>());
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, a_dependency_that_fails_for_good_fails_the_programs_waiting_on_it) {
+  const std::string sleep = toml_argv({"/bin/sleep", "600"});
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"db\"\nstrategy = \"stop\"\nready = { exec = [\"false\"] }\nready_interval = \"20ms\"\n"
+      "ready_timeout = \"60s\"\ncommand = " + toml_argv({"/bin/sh", "-c", "exit 3"}) +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\ncommand = " + sleep +
+      "\n[[program]]\nname = \"web\"\ndepends_on = [\"api\"]\ncommand = " + sleep + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  auto api = p.wait_event("[api] cannot start: a dependency failed");
+  ASSERT_TRUE(api);
+  EXPECT_EQ((*api)["dependency"], "db");
+  EXPECT_NE((*api)["cause"].get<std::string>().find("db"), std::string::npos) << api->dump();
+  auto web = p.wait_event("[web] cannot start: a dependency failed");
+  ASSERT_TRUE(web);
+  EXPECT_EQ((*web)["dependency"], "api");
+  const json st = status_of(dir_.socket(), "api");
+  EXPECT_EQ(st["state"], "failed") << st.dump();
+  EXPECT_NE(st["last_error"].get<std::string>().find("a dependency failed: db"), std::string::npos) << st.dump();
+  // Starting it again starts db first, which fails again: the reply says so, api stays down.
+  const auto r = ctl(dir_.socket(), {"start", "api"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("db: did not start"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(p.events("[api] spawned").empty());
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
+TEST_F(program_services, ctl_stop_of_a_waiting_program_keeps_it_down_until_ctl_start) {
+  const std::string go = dir_.file("go");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"db\"\nready = { exec = [\"test\", \"-e\", " + toml_str(go) +
+      "] }\nready_interval = \"20ms\"\nready_timeout = \"60s\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) +
+      "\n[[program]]\nname = \"api\"\ndepends_on = [\"db\"]\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[api] waiting for its dependencies"));
+  auto r = ctl(dir_.socket(), {"stop", "api"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("api: stopped (it was waiting for its dependencies)"), std::string::npos) << r.out;
+  EXPECT_EQ(status_of(dir_.socket(), "api")["state"], "stopped");
+  touch(go);
+  ASSERT_TRUE(p.wait_event("[db] ready"));
+  ASSERT_TRUE(p.wait_event("ready"));  // procsup's own: after db's ready was handled (dependents started by then)
+  EXPECT_TRUE(p.events("[api] spawned").empty()) << "a program stopped by ctl must not start by itself";
+  r = ctl(dir_.socket(), {"start", "api"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("api: started (pid "), std::string::npos) << r.out;
+  EXPECT_EQ(status_of(dir_.socket(), "api")["state"], "running");
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+}
+
 TEST_F(program_services, check_rejects_unknown_dependencies_and_cycles_with_their_line) {
   const std::string unknown = dir_.write("unknown.toml",
       "[[program]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"nope\"]\n");
@@ -551,6 +641,39 @@ TEST_F(program_services, a_socket_that_cannot_be_bound_stops_procsup_at_start_na
                                                           "sockets = [\"udp://1.2.3.4:5\"]\n")});
   EXPECT_NE(r.err.find("bad.toml:4:12: program[0].sockets[0]: \"udp://1.2.3.4:5\": expected tcp://HOST:PORT or unix:///PATH"),
             std::string::npos) << r.err;
+}
+
+TEST_F(program_services, socket_owner_sets_the_unix_socket_files_owner_and_check_rejects_bad_owners) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  const passwd* nobody = ::getpwnam("nobody");
+  const group* nogroup = ::getgrnam("nogroup");
+  ASSERT_TRUE(nobody != nullptr && nogroup != nullptr);
+  const std::string path = dir_.file("owned.sock");
+  const std::string cfg = dir_.write("p.toml", header() +
+      "[[program]]\nname = \"api\"\nsockets = [\"unix://" + path + "\"]\nsocket_mode = \"0660\"\n"
+      "socket_owner = \"nobody:nogroup\"\ncommand = " + toml_argv({"/bin/sleep", "600"}) + "\n");
+  procsup_process p({"--log-format", "json", "run", cfg});
+  ASSERT_TRUE(p.wait_event("[api] spawned"));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_uid, nobody->pw_uid);
+  EXPECT_EQ(st.st_gid, nogroup->gr_gid);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  p.kill(SIGTERM);
+  EXPECT_EQ(p.wait_exit(), 0);
+
+  const std::string bad = dir_.write("bad.toml",
+      "[[program]]\nname = \"a\"\ncommand = [\"true\"]\nsockets = [\"unix:///tmp/x.sock\"]\nsocket_owner = \"no-such-user-x\"\n"
+      "[[program]]\nname = \"b\"\ncommand = [\"true\"]\nsockets = [\"unix:///tmp/y.sock\"]\nsocket_owner = \"root:no-such-group-x\"\n"
+      "[[program]]\nname = \"c\"\ncommand = [\"true\"]\nsockets = [\"tcp://127.0.0.1:1\"]\nsocket_owner = \"nobody\"\n");
+  auto r = run_procsup_cli({"check", bad});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad.toml:5:16: program[0].socket_owner: \"no-such-user-x\": unknown user \"no-such-user-x\""),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("program[1].socket_owner: \"root:no-such-group-x\": unknown group \"no-such-group-x\""),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad.toml:15:16: program[2].socket_owner: needs a unix:// address in sockets"), std::string::npos) << r.err;
 }
 
 // A real HTTP server that exits after every 50th request, restarted by procsup at once, and a

@@ -77,6 +77,14 @@ struct health_config {
   bool operator==(const health_config&) const = default;
 };
 
+// Owner of the unix socket files (`socket_owner = "user:group"`); -1 leaves that id as created
+// (procsup's own).
+struct socket_file_owner {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  bool operator==(const socket_file_owner&) const = default;
+};
+
 struct program_config {
   std::string name;
   std::vector<std::string> command;  // argv; command[0] is resolved at run time (resolve_executable)
@@ -114,6 +122,7 @@ struct program_config {
   bool restart_with_dependency = false;    // on_dependency_restart = "restart" (default "ignore")
   std::vector<std::string> sockets;        // held listening sockets: "tcp://host:port", "unix:///path"
   unsigned socket_mode = 0666;             // unix sockets' file mode
+  socket_file_owner socket_owner;          // unix sockets' owner (socket_owner = "user:group")
   int depends_line = 0, depends_column = 0;  // where depends_on is written (cycle messages)
   std::chrono::milliseconds hang_timeout{0};  // 0 = no hang detection
   // Issue 20 (failure budget, container exit, environment); see docs/config.md.

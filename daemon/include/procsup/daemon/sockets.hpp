@@ -5,14 +5,20 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "procsup/daemon/config.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
 namespace procsup::daemon {
+
+// "user", "user:group", ":group" (names or numeric ids): the owner, or what is wrong with it
+// ("unknown user \"nosuch\"").
+std::variant<socket_file_owner, std::string> parse_socket_owner(const std::string& text);
 
 struct held_socket {
   std::string address;  // as configured: "tcp://127.0.0.1:8080", "unix:///run/api.sock"
@@ -30,8 +36,12 @@ class socket_set {
 
   // Binds and listens on every address; the error names the address that failed ("tcp://
   // 127.0.0.1:80: bind: Permission denied"). A unix socket's stale file is replaced (only a
-  // socket: any other file there is an error) and gets `mode`.
-  static std::variant<socket_set, std::string> open(const std::vector<std::string>& addresses, mode_t mode);
+  // socket: any other file there is an error) and gets `owner` (lchown) and `mode`.
+  static std::variant<socket_set, std::string> open(const std::vector<std::string>& addresses, mode_t mode,
+                                                    socket_file_owner owner = {});
+  // Applies `owner` and `mode` again to the unix socket files (a reload that changed only those
+  // keeps the bound sockets and their backlog); "" or the error naming the address.
+  std::string set_file_access(mode_t mode, socket_file_owner owner) const;
 
   const std::vector<held_socket>& sockets() const noexcept { return sockets_; }
   bool same_addresses(const std::vector<std::string>& addresses) const;
