@@ -1,6 +1,8 @@
 // Issue 2 section 5: the channel against a pipe pair, an AF_UNIX socketpair and Boost.Interprocess
 // message_queue, all in one run, parent <-> forked child.
 //   rt/<transport>/N     round trip: request of N bytes, reply of N bytes (wall time per round trip)
+//   rt/spsc_bare/N       the floor under the channel: two minimal busy-polling SPSC byte rings in
+//                        a shared mapping, no validation, no ids, no wake-up (issue 17's baseline)
 //   stream64/<transport> one-way 64-byte messages (items_per_second)
 //   idle_reader          a child blocked in receive for PROCSUP_BENCH_IDLE_SECONDS (default 10):
 //                        its CPU time and context switches over the window
@@ -9,16 +11,19 @@
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <boost/interprocess/ipc/message_queue.hpp>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <new>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -42,11 +47,7 @@ constexpr auto forever = std::chrono::nanoseconds(-1);
 constexpr std::size_t stream_msg = 64;
 constexpr std::size_t stream_batch = 4096;  // messages per benchmark iteration, then one ack
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+using procsup::shm::cpu_relax;
 
 std::span<const std::byte> as_span(const std::vector<std::byte>& v) { return {v.data(), v.size()}; }
 
@@ -159,6 +160,98 @@ void bm_rt_channel(benchmark::State& state, channel_mode mode) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * n));
 }
 
+// ------------------------------------------------------------------ the bare SPSC floor
+
+// A minimal SPSC byte ring: positions on their own cache lines, frames of {u64 length, bytes}
+// padded to 8, never wrapping a frame (the writer skips to offset 0 by a zero-length marker).
+// Nothing read from the peer is checked: what the channel adds on top is validation, ids, kinds
+// and the wake-up handshake.
+struct bare_ring {
+  static constexpr std::size_t capacity = std::size_t{1} << 20;
+  alignas(64) std::atomic<std::uint64_t> head{0};
+  alignas(64) std::atomic<std::uint64_t> tail{0};
+  alignas(64) std::byte data[capacity];
+};
+
+struct bare_writer {
+  bare_ring* r;
+  std::uint64_t head = 0;
+  void write(const void* p, std::size_t n) {
+    const std::uint64_t need = 8 + ((n + 7) & ~std::size_t{7});
+    std::uint64_t off = head & (bare_ring::capacity - 1);
+    if (off + need > bare_ring::capacity) {  // skip to the start
+      const std::uint64_t skip = bare_ring::capacity - off;
+      while (head + skip + need - r->tail.load(std::memory_order_acquire) > bare_ring::capacity) cpu_relax();
+      const std::uint64_t zero = ~std::uint64_t{0};
+      std::memcpy(r->data + off, &zero, 8);
+      head += skip;
+      off = 0;
+    }
+    while (head + need - r->tail.load(std::memory_order_acquire) > bare_ring::capacity) cpu_relax();
+    const std::uint64_t len = n;
+    std::memcpy(r->data + off, &len, 8);
+    std::memcpy(r->data + off + 8, p, n);
+    head += need;
+    r->head.store(head, std::memory_order_release);
+  }
+};
+
+struct bare_reader {
+  bare_ring* r;
+  std::uint64_t tail = 0;
+  // Busy-polls for the next frame and copies it into `out` (which must be large enough).
+  std::size_t read(void* out) {
+    for (;;) {
+      while (r->head.load(std::memory_order_acquire) == tail) cpu_relax();
+      std::uint64_t off = tail & (bare_ring::capacity - 1);
+      std::uint64_t len;
+      std::memcpy(&len, r->data + off, 8);
+      if (len == ~std::uint64_t{0}) {
+        tail += bare_ring::capacity - off;
+        continue;
+      }
+      std::memcpy(out, r->data + off + 8, len);
+      tail += 8 + ((len + 7) & ~std::uint64_t{7});
+      r->tail.store(tail, std::memory_order_release);
+      return len;
+    }
+  }
+};
+
+void bm_rt_spsc_bare(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  void* mem = ::mmap(nullptr, 2 * sizeof(bare_ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) die("mmap");
+  auto* to_child = new (mem) bare_ring;
+  auto* to_parent = new (static_cast<bare_ring*>(mem) + 1) bare_ring;
+  child_process child([&] {
+    bare_reader in{to_child};
+    bare_writer out{to_parent};
+    std::vector<std::byte> buf(n + 8);
+    for (;;) {
+      const std::size_t got = in.read(buf.data());
+      if (got == 0) return 0;  // shutdown
+      out.write(buf.data(), got);
+    }
+  });
+  bare_writer out{to_child};
+  bare_reader in{to_parent};
+  const std::vector<std::byte> request(n, std::byte{0x17});
+  std::vector<std::byte> scratch(n + 8);
+  for (auto _ : state) {
+    out.write(request.data(), n);
+    if (in.read(scratch.data()) != n) {
+      state.SkipWithError("reply mismatch");
+      break;
+    }
+    benchmark::DoNotOptimize(scratch.data());
+  }
+  out.write(nullptr, 0);
+  child.wait(&state);
+  ::munmap(mem, 2 * sizeof(bare_ring));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * n));
+}
+
 // ------------------------------------------------------------------ pipe / socketpair round trips
 
 int fd_echo(int in, int out, std::size_t n) {
@@ -250,7 +343,7 @@ void bm_rt_message_queue(benchmark::State& state) {
     req.send(request.data(), 0, 0);
     child.wait(&state);
   }
-  // Named objects in /dev/shm outlive us otherwise (PITFALLS.md 6).
+  // Named objects in /dev/shm outlive us otherwise (docs/platform-notes.md#named-shared-memory-outlives-its-processes).
   bip::message_queue::remove(req_name.c_str());
   bip::message_queue::remove(rep_name.c_str());
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * 2 * n));
@@ -450,6 +543,7 @@ void bm_spin_bound(benchmark::State& state) {
 
 BENCHMARK_CAPTURE(bm_rt_channel, hot, channel_mode::hot)
     ->Name("rt/channel_hot")->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime();
+BENCHMARK(bm_rt_spsc_bare)->Name("rt/spsc_bare")->Arg(64)->Arg(4096)->UseRealTime();
 BENCHMARK_CAPTURE(bm_rt_channel, hot_zero_copy, channel_mode::hot_zero_copy)
     ->Name("rt/channel_hot_zero_copy")->Arg(64)->Arg(4096)->Arg(65536)->UseRealTime();
 BENCHMARK_CAPTURE(bm_rt_channel, wake, channel_mode::wake)

@@ -1,9 +1,12 @@
-# shm/ tests: the ring's layout, operations, model test, fork stress, crash and corruption.
+# shm/ tests: the ring's layout, operations, model test, fork stress, crash and corruption; the
+# wait primitive; the sys layer under shm (unique_fd, result, errno text, signal names).
 set(procsup_shm_tests ${CMAKE_CURRENT_LIST_DIR})
 if(NOT PROCSUP_FUZZ)
   procsup_add_test(test_shm_ring SOURCES ${procsup_shm_tests}/unit/test_shm_ring.cpp ${procsup_shm_tests}/unit/test_shm_ring_layout.cpp
     ${procsup_shm_tests}/unit/test_shm_process_guard.cpp ${procsup_shm_tests}/unit/test_shm_ring_batching.cpp
     LIBS procsup::shm TIMEOUT 60)
+  procsup_add_test(test_shm_sys SOURCES ${procsup_shm_tests}/unit/test_shm_sys.cpp ${procsup_shm_tests}/unit/test_shm_wait.cpp
+    LIBS procsup::shm procsup::sys Threads::Threads TIMEOUT 60)
   procsup_add_test(test_shm_ring_fork SOURCES ${procsup_shm_tests}/integration/test_shm_ring_fork.cpp
     LIBS procsup::shm TIMEOUT 120 LABELS integration)
   procsup_add_test(test_shm_region_pool SOURCES ${procsup_shm_tests}/integration/test_shm_region_pool.cpp

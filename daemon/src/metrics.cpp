@@ -6,10 +6,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <mutex>
@@ -92,7 +94,12 @@ void usage_cache::fill(std::vector<instance_sample>& instances, std::chrono::ste
         if (u.cpu_seconds) e.sample.cpu_seconds = *u.cpu_seconds;
         if (u.memory_bytes) e.sample.memory_bytes = static_cast<double>(*u.memory_bytes);
       } else {
-        e.sample = read_proc_usage(i.pid);
+        if (e.pid != i.pid || !e.stat_fd) {
+          char path[64];
+          std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(i.pid));
+          e.stat_fd.reset(i.pid > 0 ? ::open(path, O_RDONLY | O_CLOEXEC) : -1);
+        }
+        e.sample = read_proc_usage_fd(e.stat_fd.get());
       }
       e.pid = i.pid;
       e.at = now;
@@ -106,13 +113,51 @@ namespace {
 
 // A small file of /proc read with one read(2): ifstream costs several times more.
 std::size_t read_small(const char* path, char* buf, std::size_t size) {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  const ssize_t n = ::read(fd, buf, size - 1);
-  ::close(fd);
+  sys::unique_fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  const ssize_t n = ::read(fd.get(), buf, size - 1);
   const std::size_t len = n > 0 ? static_cast<std::size_t>(n) : 0;
   buf[len] = '\0';
   return len;
+}
+
+// The same through a kept fd: one pread at offset 0 (a /proc file is generated afresh on it).
+std::size_t pread_small(int fd, char* buf, std::size_t size) {
+  const ssize_t n = fd < 0 ? -1 : ::pread(fd, buf, size - 1, 0);
+  const std::size_t len = n > 0 ? static_cast<std::size_t>(n) : 0;
+  buf[len] = '\0';
+  return len;
+}
+
+// A file of /proc/self kept open for this process (re-opened in a forked copy, whose "self"
+// is another directory). One thread at a time: read_self's callers hold self_mu.
+class self_file {
+ public:
+  explicit self_file(const char* path) : path_(path) {}
+  int fd() {
+    if (owner_ != ::getpid() || !fd_) {
+      (void)fd_.release();  // a forked copy's number may be another file by now: not ours to close
+      fd_.reset(::open(path_, O_RDONLY | O_CLOEXEC));
+      owner_ = ::getpid();
+    }
+    return fd_.get();
+  }
+
+ private:
+  const char* path_;
+  sys::unique_fd fd_;
+  pid_t owner_ = 0;
+};
+
+// Skips `n` space-separated fields of /proc/PID/stat text; nullptr when it runs out.
+const char* skip_fields(const char* p, int n) {
+  for (; n > 0; --n) {
+    while (*p == ' ') ++p;
+    if (*p == '\0') return nullptr;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  while (*p == ' ') ++p;
+  return *p == '\0' ? nullptr : p;
 }
 
 void append_number(std::string& out, double v) {
@@ -137,28 +182,92 @@ void append_label_value(std::string& out, std::string_view value) {
   }
 }
 
-usage_sample read_proc_usage(pid_t pid) {
+namespace {
+
+usage_sample parse_proc_stat(const char* buf) {
   usage_sample u;
-  if (pid <= 0) return u;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  char buf[1024];
-  if (read_small(path, buf, sizeof buf) == 0) return u;
-  const char* p = std::strrchr(buf, ')');
+  const char* p = std::strrchr(buf, ')');  // the command may hold spaces and parentheses
   if (p == nullptr) return u;
-  unsigned long long ut = 0, st = 0;
-  long long rss = 0;
-  // After ")": state(3) ... utime(14) stime(15) ... rss(24), in pages.
-  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
-                  &ut, &st, &rss) == 3) {
-    u.cpu_seconds = static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    u.memory_bytes = static_cast<double>(rss) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-    u.pids = 1;
-  }
+  // After ")": state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+  // utime(14) stime(15) cutime cstime priority nice num_threads itrealvalue starttime vsize
+  // rss(24), in pages. Parsed by hand: sscanf's %*d skipping cost more than the read.
+  const char* f = skip_fields(p + 1, 11);  // to utime
+  if (f == nullptr) return u;
+  char* end = nullptr;
+  const unsigned long long ut = std::strtoull(f, &end, 10);
+  const unsigned long long st = std::strtoull(end, &end, 10);
+  f = skip_fields(end, 8);  // cutime .. vsize
+  if (f == nullptr) return u;
+  const long long rss = std::strtoll(f, &end, 10);
+  if (end == f) return u;
+  static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  u.cpu_seconds = static_cast<double>(ut + st) / ticks;
+  u.memory_bytes = static_cast<double>(rss) * page;
+  u.pids = 1;
   return u;
 }
 
+}  // namespace
+
+usage_sample read_proc_usage(pid_t pid) {
+  if (pid <= 0) return {};
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  char buf[1024];
+  if (read_small(path, buf, sizeof buf) == 0) return {};
+  return parse_proc_stat(buf);
+}
+
+usage_sample read_proc_usage_fd(int stat_fd) {
+  char buf[1024];
+  if (pread_small(stat_fd, buf, sizeof buf) == 0) return {};
+  return parse_proc_stat(buf);
+}
+
+namespace {
+
+// The boot time (btime of /proc/stat), read once: it does not change, and /proc/stat (a line
+// per CPU and per interrupt) is the most expensive file read_self would read otherwise.
+double boot_time_seconds() {
+  static const double btime = [] {
+    char stat[16384];  // /proc/stat grows with the CPU count
+    if (read_small("/proc/stat", stat, sizeof stat) > 0)
+      if (const char* b = std::strstr(stat, "\nbtime ")) return static_cast<double>(std::strtoull(b + 7, nullptr, 10));
+    return 0.0;
+  }();
+  return btime;
+}
+
+// Open fds without listing them: since Linux 6.2, stat(/proc/PID/fd) gives their count as st_size.
+// Before (st_size 0), /proc/self/fd is listed, which costs ~1 us per fd in the kernel (a dentry
+// each; procsup holds ~5 per instance: 5 ms with 1,000 instances), so at most every 10 s.
+double count_open_fds() {
+  struct stat st {};
+  if (::stat("/proc/self/fd", &st) == 0 && st.st_size > 0) return static_cast<double>(st.st_size);
+  static std::chrono::steady_clock::time_point listed_at{};
+  static double listed = 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (listed_at == std::chrono::steady_clock::time_point{} || now - listed_at >= std::chrono::seconds(10)) {
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+      int n = 0;
+      while (dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') ++n;
+      ::closedir(d);
+      listed = n - 1;  // the directory's own fd
+      listed_at = now;
+    }
+  }
+  return listed;
+}
+
+}  // namespace
+
 process_metrics process_metrics::read_self() {
+  static std::mutex self_mu;  // the kept fds and the fd count's cache
+  static self_file statm_file("/proc/self/statm");
+  static self_file stat_file("/proc/self/stat");
+  std::lock_guard lk(self_mu);
   process_metrics m;
   rusage ru{};
   if (::getrusage(RUSAGE_SELF, &ru) == 0)
@@ -167,7 +276,7 @@ process_metrics process_metrics::read_self() {
   const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
   const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
   char buf[4096];
-  if (read_small("/proc/self/statm", buf, sizeof buf) > 0) {
+  if (pread_small(statm_file.fd(), buf, sizeof buf) > 0) {
     unsigned long long size = 0, resident = 0;
     if (std::sscanf(buf, "%llu %llu", &size, &resident) == 2) {
       m.virtual_bytes = static_cast<double>(size) * page;
@@ -175,41 +284,20 @@ process_metrics process_metrics::read_self() {
     }
   }
   // Field 22 of /proc/self/stat: start time in ticks after boot; btime in /proc/stat: the boot.
-  if (read_small("/proc/self/stat", buf, sizeof buf) > 0) {
+  if (pread_small(stat_file.fd(), buf, sizeof buf) > 0) {
     if (const char* p = std::strrchr(buf, ')')) {
-      unsigned long long start = 0;
-      int threads = 0;
-      // After ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-      // utime stime cutime cstime priority nice num_threads(20) itrealvalue starttime(22).
-      if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %d %*d %llu",
-                      &threads, &start) == 2) {
-        m.threads = threads;
-        char stat[16384];  // /proc/stat grows with the CPU count
-        if (read_small("/proc/stat", stat, sizeof stat) > 0)
-          if (const char* b = std::strstr(stat, "\nbtime ")) {
-            m.start_time_seconds = static_cast<double>(std::strtoull(b + 7, nullptr, 10)) + static_cast<double>(start) / ticks;
-          }
+      // After ")": state(3) ... num_threads(20) itrealvalue starttime(22).
+      if (const char* f = skip_fields(p + 1, 17)) {
+        char* end = nullptr;
+        m.threads = static_cast<int>(std::strtol(f, &end, 10));
+        if (const char* g = skip_fields(end, 1)) {
+          const unsigned long long start = std::strtoull(g, nullptr, 10);
+          m.start_time_seconds = boot_time_seconds() + static_cast<double>(start) / ticks;
+        }
       }
     }
   }
-  // Listing /proc/self/fd costs ~1 µs per fd in the kernel (a dentry each), and procsup holds
-  // ~5 per instance: 5 ms a scrape with 1,000 instances. Counted at most every 10 s.
-  static std::mutex fds_mu;
-  static std::chrono::steady_clock::time_point fds_at{};
-  static double fds = 0;
-  const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lk(fds_mu);
-  if (fds_at == std::chrono::steady_clock::time_point{} || now - fds_at >= std::chrono::seconds(10)) {
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-      int n = 0;
-      while (dirent* e = ::readdir(d))
-        if (e->d_name[0] != '.') ++n;
-      ::closedir(d);
-      fds = n - 1;  // the directory's own fd
-      fds_at = now;
-    }
-  }
-  m.open_fds = fds;
+  m.open_fds = count_open_fds();
   rlimit rl{};
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) m.max_fds = static_cast<double>(rl.rlim_cur);
   return m;

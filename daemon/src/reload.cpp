@@ -1,8 +1,13 @@
-// Live reload: comparing the running config with a newly parsed one. See reload.hpp.
+// Live reload (`ctl reload`, SIGHUP): the plan, comparing the running config with a newly
+// parsed one (reload.hpp), and below it the runner applying the plan (daemon_runner::reload).
 #include "procsup/daemon/reload.hpp"
 
 #include <algorithm>
 #include <map>
+#include <memory>
+
+#include "daemon_runner.hpp"
+#include "procsup/daemon/logging.hpp"
 
 namespace procsup::daemon {
 
@@ -109,6 +114,132 @@ reload_plan plan_reload(const supervisor_config& running_supervisor, const std::
     plan.supervisor_notes.push_back("http \"" + a.http + "\" -> \"" + b.http +
                                     "\": not applied, it takes effect when procsup restarts");
   return plan;
+}
+
+using json = nlohmann::json;
+
+// ---- applying it (issue 5): re-read the config file, stop what went or changed, then start
+// what is new; answered at once (the stops and starts are logged as they happen)
+
+json daemon_runner::reload(const std::string& origin) {
+  if (cfg_.path.empty()) {
+    log_event(spdlog::level::warn, "reload: the built-in demo has no config file to re-read; ignored",
+              {{"origin", origin}});
+    return {{"ok", false},
+            {"error", "the built-in demo cannot be reloaded (it has no config file): run procsup with a CONFIG"}};
+  }
+  if (shutting_down_) return {{"ok", false}, {"error", "procsup is shutting down"}};
+  if (reloading_) return {{"ok", false}, {"error", "a reload is still being applied; try again"}};
+  log_event(spdlog::level::info, "reloading", {{"origin", origin}, {"config", cfg_.path}});
+  notify_.reloading();
+  auto loaded = load_config(cfg_.path);
+  if (auto* errors = std::get_if<std::vector<config_error>>(&loaded)) {
+    json lines = json::array();
+    for (const auto& e : *errors) {
+      lines.push_back(e.to_string());
+      log_event(spdlog::level::err, "reload: " + e.to_string());
+    }
+    log_event(spdlog::level::err, "reload rejected: invalid config, nothing changed", {{"errors", errors->size()}});
+    notify_.ready();
+    return {{"ok", false}, {"error", "invalid config " + cfg_.path + ", nothing changed"}, {"errors", lines}};
+  }
+  config next = std::get<config>(std::move(loaded));
+  cfg_.supervisor.exit_when = next.supervisor.exit_when;  // read at every end of a program
+
+  std::vector<const program_config*> running;
+  for (const auto& p : reg_.programs) running.push_back(&p.cfg);
+  const reload_plan plan = plan_reload(cfg_.supervisor, running, next);
+  for (const auto& note : plan.supervisor_notes)
+    log_event(plan.socket_changed && note.rfind("socket", 0) == 0 ? spdlog::level::warn : spdlog::level::info,
+              "reload: [supervisor] " + note);
+  if (plan.limits_changed) {
+    cfg_.supervisor.policy = next.supervisor.policy;
+    cfg_.supervisor.intensity = next.supervisor.intensity;
+    cfg_.supervisor.period = next.supervisor.period;
+    sup_->set_restart_limits(next.supervisor.policy, next.supervisor.intensity, next.supervisor.period);
+  }
+  auto in_next = [&next](const std::string& name) -> const program_config& {
+    return *std::find_if(next.programs.begin(), next.programs.end(),
+                         [&](const program_config& q) { return q.name == name; });
+  };
+
+  // Stop first (removed, changed, surplus instances), then start: a changed program's new
+  // instances reuse the ids of the old ones, so these must be gone from the supervisor first.
+  std::vector<std::string> to_remove;  // instance ids
+  for (const auto& i : reg_.instances) {
+    const std::string& name = i.prog->cfg.name;
+    const bool drop = std::find(plan.removed.begin(), plan.removed.end(), name) != plan.removed.end() ||
+                      std::find(plan.changed.begin(), plan.changed.end(), name) != plan.changed.end();
+    const bool surplus = std::find(plan.resized.begin(), plan.resized.end(), name) != plan.resized.end() &&
+                         i.index >= in_next(name).instances;
+    if (drop || surplus) to_remove.push_back(i.id);
+  }
+  // Untouched and resized programs keep their settings object (units refer to it); only its
+  // instance count and line change.
+  std::vector<std::pair<program_registry::entry*, int>> grow;  // program, first new index
+  for (auto& entry : reg_.programs) {
+    program_config& p = entry.cfg;
+    const bool keep = std::find(plan.unchanged.begin(), plan.unchanged.end(), p.name) != plan.unchanged.end() ||
+                      std::find(plan.resized.begin(), plan.resized.end(), p.name) != plan.resized.end();
+    if (!keep) continue;
+    const program_config& q = in_next(p.name);
+    if (q.instances > p.instances) grow.emplace_back(&entry, p.instances);
+    p.instances = q.instances;
+    p.line = q.line;
+  }
+  std::vector<program_config> fresh;  // added and changed, in the new file's order
+  for (const auto& q : next.programs)
+    if (std::find(plan.added.begin(), plan.added.end(), q.name) != plan.added.end() ||
+        std::find(plan.changed.begin(), plan.changed.end(), q.name) != plan.changed.end())
+      fresh.push_back(q);
+  std::vector<std::string> gone = plan.removed;
+  gone.insert(gone.end(), plan.changed.begin(), plan.changed.end());
+
+  log_event(spdlog::level::info, "reload accepted", {{"changes", plan.summary()}});
+  reloading_ = true;
+  auto left = std::make_shared<std::size_t>(to_remove.size() + 1);
+  auto step = [this, left, grow, fresh = std::move(fresh), gone = std::move(gone), summary = plan.summary(),
+               plan_removed = plan.removed] {
+    if (--*left != 0) return;
+    // Every instance to remove is gone: their settings objects are unreferenced now.
+    for (const auto& name : plan_removed) sockets_.erase(name);
+    reg_.programs.remove_if([&](const program_registry::entry& p) {
+      return std::find(gone.begin(), gone.end(), p.cfg.name) != gone.end() &&
+             std::none_of(reg_.instances.begin(), reg_.instances.end(), [&](const instance& i) { return i.prog == &p; });
+    });
+    if (!shutting_down_) {
+      for (auto [p, from] : grow)
+        if (!p->waiting)  // else started in full later
+          for (int i = from; i < p->cfg.instances; ++i) start_instance(*p, i);
+      for (const auto& q : fresh) reg_.programs.push_back({q, true});
+      start_waiting();
+    }
+    reloading_ = false;
+    log_event(spdlog::level::info, "reload applied", {{"changes", summary}});
+    notify_.ready();
+    check_ready();
+  };
+  for (const auto& id : to_remove) {
+    log_event(spdlog::level::info, "reload: stopping", {{"instance", id}});
+    auto forget = [this, id, step] {
+      output_.release(id);
+      contain_->release(id);
+      svc_.release(id);
+      reg_.instances.erase(std::remove_if(reg_.instances.begin(), reg_.instances.end(),
+                                      [&](const instance& i) { return i.id == id; }),
+                       reg_.instances.end());
+      if (!waits_.empty()) settle_waits(nullptr);  // a ctl start / stop / restart of it ends here
+      step();
+    };
+    if (!sup_->remove_child(id, forget)) forget();
+  }
+  step();  // the "+ 1": nothing to stop, or every stop already done
+  json reply = {{"ok", true},           {"message", "reload: " + plan.summary()},
+                {"added", plan.added},  {"removed", plan.removed},
+                {"changed", plan.changed}, {"resized", plan.resized},
+                {"unchanged", plan.unchanged}};
+  if (!plan.supervisor_notes.empty()) reply["supervisor"] = plan.supervisor_notes;
+  return reply;
 }
 
 }  // namespace procsup::daemon

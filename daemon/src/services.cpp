@@ -42,7 +42,7 @@ std::optional<long long> usec_field(const std::string& text) {
 struct services::instance {
   std::string id;
   const program_config* cfg = nullptr;
-  std::shared_ptr<detail::unit> unit;
+  procsup::program unit;
   pid_t pid = 0;  // the current instance's main process (0 between instances)
   bool running = false;  // ready and not ended
   // notify
@@ -142,7 +142,7 @@ void services::configure(const std::string& id, const program_config& p, program
   instances_[id] = std::move(in);
 }
 
-void services::attach(const std::string& id, std::shared_ptr<detail::unit> u) {
+void services::attach(const std::string& id, procsup::program u) {
   auto it = instances_.find(id);
   if (it != instances_.end()) it->second->unit = std::move(u);
 }
@@ -245,7 +245,7 @@ static bool sender_allowed(const notify_message& m, pid_t instance_pid, const pr
 void services::on_notify(instance& in) {
   in.sock->drain([this, &in](const notify_message& m) {
     if (in.pid == 0 || !in.unit) return;  // between instances: nobody to attribute it to
-    if (!sender_allowed(m, in.pid, *in.cfg, in.unit->spec().cgroup)) {
+    if (!sender_allowed(m, in.pid, *in.cfg, in.unit.cgroup())) {
       log_event(spdlog::level::warn, "[" + in.id + "] notify message from outside the instance ignored",
                 {{"sender_pid", m.sender}, {"sender_uid", static_cast<long long>(m.uid)}});
       return;
@@ -272,15 +272,15 @@ void services::on_notify(instance& in) {
       log_event(spdlog::level::info, "[" + in.id + "] stopping", {{"pid", in.pid}});
     }
     if (m.has("EXTEND_TIMEOUT_USEC")) {
-      if (auto v = usec_field(m.get("EXTEND_TIMEOUT_USEC"))) in.unit->extend_start_timeout(milliseconds((*v + 999) / 1000));
+      if (auto v = usec_field(m.get("EXTEND_TIMEOUT_USEC"))) in.unit.extend_start_timeout(milliseconds((*v + 999) / 1000));
     }
     if (m.get("READY") == "1") {
       if (in.phase == "reloading") in.phase.clear();
-      in.unit->mark_ready(in.pid, "READY=1");
+      in.unit.mark_ready(in.pid, "READY=1");
     }
     if (m.get("WATCHDOG") == "trigger") {
       log_event(spdlog::level::warn, "[" + in.id + "] WATCHDOG=trigger: killing it", {{"pid", in.pid}});
-      in.unit->kill_with_cause("watchdog timeout (WATCHDOG=trigger)");
+      in.unit.kill_with_cause("watchdog timeout (WATCHDOG=trigger)");
     } else if (m.get("WATCHDOG") == "1" || m.has("WATCHDOG_USEC")) {
       if (in.watchdog.count() > 0) arm_watchdog(in);
     }
@@ -297,7 +297,7 @@ void services::arm_watchdog(instance& in) {
     if (w->pid == 0 || !w->unit) return;
     log_event(spdlog::level::warn, "[" + id + "] no WATCHDOG=1 within " + std::to_string(w->watchdog.count()) + " ms: killing it",
               {{"pid", w->pid}});
-    w->unit->kill_with_cause("watchdog timeout");
+    w->unit.kill_with_cause("watchdog timeout");
   });
 }
 
@@ -309,7 +309,7 @@ void services::on_ready_fd(instance& in) {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   const bool newline = n > 0 && std::memchr(buf, '\n', static_cast<std::size_t>(n)) != nullptr;
   if (newline && in.unit && in.pid != 0) {
-    in.unit->mark_ready(in.pid, "newline on fd " + std::to_string(in.cfg->ready_fd));
+    in.unit.mark_ready(in.pid, "newline on fd " + std::to_string(in.cfg->ready_fd));
     return;  // became_ready() closed the pipe
   }
   if (n <= 0) {  // closed without a newline: not ready (ready_timeout decides)
@@ -331,7 +331,7 @@ void services::schedule_ready_probe(instance& in, milliseconds after) {
       instance* r = find(id);
       if (r == nullptr || r->pid == 0 || r->running) return;
       if (ok) {
-        r->unit->mark_ready(r->pid, r->ready_probe->spec().describe() + ": " + detail);
+        r->unit.mark_ready(r->pid, r->ready_probe->spec().describe() + ": " + detail);
         return;
       }
       r->ready_error = detail;
@@ -367,7 +367,7 @@ void services::schedule_health(instance& in, milliseconds after) {
       log_event(spdlog::level::warn, "[" + id + "] health check failed",
                 {{"check", what}, {"failures", std::to_string(h_in.health_failures) + "/" + std::to_string(h.failures)}});
       if (h_in.health_failures >= h.failures) {
-        h_in.unit->kill_with_cause("unhealthy: " + what + " after " + std::to_string(h_in.health_failures) + " checks");
+        h_in.unit.kill_with_cause("unhealthy: " + what + " after " + std::to_string(h_in.health_failures) + " checks");
         return;
       }
       schedule_health(h_in, h.interval);

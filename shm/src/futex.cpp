@@ -1,5 +1,6 @@
 // Shared futex wait / wake. FUTEX_WAIT (not _PRIVATE): the key is the physical page, so a
-// waiter in one process is woken from another (PITFALLS.md 7).
+// waiter in one process is woken from another; a private futex is keyed by (mm, address) and the
+// wake is lost (docs/platform-notes.md#cross-process-futexes-must-be-shared-futexes).
 #include "procsup/shm/futex.hpp"
 
 #include <linux/futex.h>

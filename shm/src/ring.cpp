@@ -1,29 +1,19 @@
 // The SPSC frame ring. Every value read from the mapping is validated before use; see ring.hpp.
 #include "procsup/shm/ring.hpp"
 
-#include <sys/eventfd.h>
-#include <poll.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
 
-#include "procsup/shm/futex.hpp"
-#include "procsup/shm/sys.hpp"
+#include "procsup/shm/wait.hpp"
 
 namespace procsup::shm {
 
 namespace {
 
 constexpr std::uint64_t align8(std::uint64_t n) { return (n + 7) & ~std::uint64_t{7}; }
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 // A frame header is one aligned 8-byte word, read with a single atomic load so that a peer
 // scribbling on it concurrently cannot make us see two different lengths.
@@ -35,55 +25,6 @@ inline void store_word(std::byte* p, std::uint64_t v) noexcept {
 }
 inline std::uint64_t make_header(std::uint32_t length, std::uint32_t tag) noexcept {
   return std::uint64_t{length} | (std::uint64_t{tag} << 32);
-}
-
-// Wakes the side that sleeps on `word` (it set word = 1 before sleeping). Called after a full
-// fence that follows our publish, pairing with the sleeper's fence between setting `word` and
-// re-checking the ring (a Dekker handshake: one of the two sees the other's store).
-void wake_if_sleeping(std::atomic<std::uint32_t>& word, wakeup how) noexcept {
-  // relaxed: ordered after our publish by the caller's seq_cst fence, which pairs with the
-  // sleeper's fence after it set the word. A cheap check first: no RMW when nobody sleeps.
-  if (word.load(std::memory_order_relaxed) == 0) return;
-  // relaxed RMW: only its atomicity matters (exactly one of concurrent wakers acts, and the
-  // sleeper's FUTEX_WAIT(word, 1) fails once the word is 0, so the wake cannot be lost).
-  if (word.exchange(0, std::memory_order_relaxed) == 0) return;
-  if (how.eventfd >= 0) {
-    std::uint64_t one = 1;
-    // EAGAIN (counter saturated) means a wake is already pending: fine.
-    (void)sys::retry_eintr([&] { return ::write(how.eventfd, &one, sizeof one); });
-  } else {
-    futex_wake(word, 1);
-  }
-}
-
-// Sleeps until `word` is cleared by the peer, the eventfd fires, or the deadline passes.
-// Returns false on timeout.
-bool sleep_on(std::atomic<std::uint32_t>& word, wakeup how, std::chrono::nanoseconds timeout) {
-  if (how.eventfd >= 0) {
-    pollfd p{how.eventfd, POLLIN, 0};
-    int ms = -1;
-    if (timeout.count() >= 0) {
-      const auto rounded_up = (timeout.count() + 999'999) / 1'000'000;
-      ms = rounded_up > std::numeric_limits<int>::max() ? std::numeric_limits<int>::max()
-                                                          : static_cast<int>(rounded_up);
-    }
-    const int r = sys::retry_eintr([&] { return ::poll(&p, 1, ms); });
-    if (r > 0 && (p.revents & POLLIN) != 0) {
-      std::uint64_t v;
-      (void)::read(how.eventfd, &v, sizeof v);  // consume the wake (the fd is ours alone)
-    }
-    return r != 0;
-  }
-  return futex_wait(word, 1, timeout);
-}
-
-using clock = std::chrono::steady_clock;
-
-std::chrono::nanoseconds remaining(clock::time_point deadline, bool forever) {
-  if (forever) return std::chrono::nanoseconds(-1);
-  auto left = deadline - clock::now();
-  return left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
-                          : std::chrono::nanoseconds(0);
 }
 
 }  // namespace
@@ -315,25 +256,15 @@ bool ring_writer::arm_space_wakeup(std::size_t need_payload) {
 
 ring_status ring_writer::write(std::uint32_t tag, std::span<const std::byte> payload,
                                std::chrono::nanoseconds timeout, spin_policy spin) {
-  const bool forever = timeout.count() < 0;
-  const auto start = clock::now();
-  const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
-  for (;;) {
-    const auto st = try_write(tag, payload);
-    if (st != ring_status::full) return st;
-    const auto now = clock::now();
-    if (!forever && now >= deadline) return ring_status::timeout;
-    if (now - start < spin.spin) {
-      for (int i = 0; i < 16; ++i) cpu_relax();
-      continue;
-    }
-    if (!arm_space_wakeup(payload.size())) continue;
-    (void)sleep_on(h_->writer_sleeping, self_, remaining(deadline, forever));
-    // relaxed: our own flag. Woken, timed out or spurious: we are awake and re-check the ring
-    // before sleeping again (re-arming then goes through the fence), so clearing it here only
-    // spares the consumer a needless wake.
-    h_->writer_sleeping.store(0, std::memory_order_relaxed);
-  }
+  return spin_then_sleep(
+      [&] { return try_write(tag, payload); }, ring_status::full, ring_status::timeout,
+      [&] { return space_may_have_freed(); }, [&] { return arm_space_wakeup(payload.size()); }, h_->writer_sleeping,
+      self_, timeout, spin);
+}
+
+bool ring_writer::space_may_have_freed() const noexcept {
+  // relaxed: only a hint; try_write's refresh_tail does the acquire.
+  return h_->tail.load(std::memory_order_relaxed) != cached_tail_;
 }
 
 std::size_t ring_writer::free_bytes() {
@@ -458,25 +389,9 @@ bool ring_reader::arm_wakeup() {
 }
 
 ring_status ring_reader::read(frame_view& frame, std::chrono::nanoseconds timeout, spin_policy spin) {
-  const bool forever = timeout.count() < 0;
-  const auto start = clock::now();
-  const auto deadline = start + (forever ? std::chrono::nanoseconds(0) : timeout);
-  for (;;) {
-    const auto st = try_read(frame);
-    if (st != ring_status::empty) return st;
-    const auto now = clock::now();
-    if (!forever && now >= deadline) return ring_status::timeout;
-    if (now - start < spin.spin) {
-      for (int i = 0; i < 16 && !readable(); ++i) cpu_relax();
-      continue;
-    }
-    if (!arm_wakeup()) continue;
-    (void)sleep_on(h_->reader_sleeping, self_, remaining(deadline, forever));
-    // relaxed: our own flag. Woken, timed out or spurious: we are awake and re-check the ring
-    // before sleeping again (re-arming then goes through the fence), so clearing it here only
-    // spares the producer a needless wake.
-    h_->reader_sleeping.store(0, std::memory_order_relaxed);
-  }
+  return spin_then_sleep(
+      [&] { return try_read(frame); }, ring_status::empty, ring_status::timeout, [&] { return readable(); },
+      [&] { return arm_wakeup(); }, h_->reader_sleeping, self_, timeout, spin);
 }
 
 }  // namespace procsup::shm

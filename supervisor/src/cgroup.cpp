@@ -13,13 +13,17 @@
 #include <chrono>
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+
+#include "procsup/sys/error.hpp"
 
 namespace procsup {
 namespace {
 
-std::string errno_text(int e) { return std::strerror(e); }
+using sys::errno_text;
 
 // The whole of a small cgroupfs file (they are read with one read at offset 0).
 std::optional<std::string> slurp_fd(int fd) {
@@ -153,6 +157,63 @@ std::optional<cgroup> cgroup::open(const std::string& path, std::string& error) 
   return cgroup(path);
 }
 
+struct cgroup::kept_files {
+  // A file of the cgroup opened at its first read and kept. `missing`: it does not exist here
+  // (no such controller), so it is not looked up again; any other failure (EMFILE) is retried
+  // at the next read.
+  struct kept_file {
+    explicit kept_file(const char* n) : name(n) {}
+    const char* name;
+    sys::unique_fd fd;
+    bool missing = false;
+  };
+
+  std::mutex mu;  // guards the opening (reads go through pread on the fd: no shared offset)
+  kept_file events{"cgroup.events"};
+  kept_file cpu_stat{"cpu.stat"};
+  kept_file memory_current{"memory.current"};
+  kept_file memory_events{"memory.events"};
+  kept_file procs{"cgroup.procs"};
+
+  // The fd of `f`, opened now if it is not yet; -1 if it cannot be (errno set).
+  int get(const std::string& dir, kept_file& f) {
+    std::lock_guard lk(mu);
+    if (f.fd || f.missing) return f.fd.get();
+    f.fd.reset(::open((dir + "/" + f.name).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!f.fd && errno == ENOENT) f.missing = true;
+    return f.fd.get();
+  }
+};
+
+cgroup::cgroup(std::string path) : path_(std::move(path)), files_(std::make_unique<kept_files>()) {}
+cgroup::cgroup(cgroup&&) noexcept = default;
+cgroup& cgroup::operator=(cgroup&&) noexcept = default;
+cgroup::~cgroup() = default;
+
+namespace {
+
+// A small flat-keyed or single-value file read through a kept fd: one pread at offset 0 into a
+// buffer on the stack (cpu.stat, the largest, is a few hundred bytes). nullopt when unreadable.
+std::optional<std::string> pread_small(int fd) {
+  if (fd < 0) return std::nullopt;
+  char buf[2048];
+  const ssize_t n = sys::retry_eintr([&] { return ::pread(fd, buf, sizeof buf, 0); });
+  if (n < 0) return std::nullopt;
+  if (static_cast<std::size_t>(n) < sizeof buf) return std::string(buf, static_cast<std::size_t>(n));
+  return slurp_fd(fd);  // larger than expected: the whole of it
+}
+
+std::optional<std::uint64_t> number_in(const std::optional<std::string>& text) {
+  if (!text || text->empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text->c_str(), &end, 10);
+  if (errno != 0 || end == text->c_str()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
 int cgroup::dir_fd() {
   if (!dir_) dir_.reset(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   return dir_.get();
@@ -163,10 +224,7 @@ int cgroup::procs_fd() {
   return procs_.get();
 }
 
-int cgroup::events_fd() {
-  if (!events_) events_.reset(::open((path_ + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
-  return events_.get();
-}
+int cgroup::events_fd() { return files_->get(path_, files_->events); }
 
 bool cgroup::tracks_memory() const {
   if (!tracks_memory_) tracks_memory_ = ::access((path_ + "/memory.events").c_str(), F_OK) == 0;
@@ -174,16 +232,23 @@ bool cgroup::tracks_memory() const {
 }
 
 bool cgroup::populated() const {
-  auto text = events_ ? slurp_fd(events_.get()) : slurp(path_ + "/cgroup.events");
+  auto text = pread_small(files_->get(path_, files_->events));
   if (!text) return false;
   return key_in(*text, "populated").value_or(0) != 0;
 }
 
 std::vector<pid_t> cgroup::pids() const {
   std::vector<pid_t> out;
-  std::ifstream in(path_ + "/cgroup.procs");
-  pid_t p;
-  while (in >> p) out.push_back(p);
+  auto text = slurp_fd(files_->get(path_, files_->procs));  // one pid a line, any length
+  if (!text) return out;
+  const char* p = text->c_str();
+  for (;;) {
+    char* end = nullptr;
+    const long v = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (v > 0) out.push_back(static_cast<pid_t>(v));
+    p = end;
+  }
   return out;
 }
 
@@ -217,16 +282,18 @@ bool cgroup::kill() const {
 
 cgroup_usage cgroup::usage() const {
   cgroup_usage u;
-  if (auto v = read_cgroup_key(path_ + "/cpu.stat", "usage_usec")) u.cpu_seconds = static_cast<double>(*v) / 1e6;
-  if (auto m = slurp(path_ + "/memory.current")) {
-    try {
-      u.memory_bytes = std::stoull(*m);
-    } catch (...) {
-    }
-  }
-  u.oom_kills = read_cgroup_key(path_ + "/memory.events", "oom_kill").value_or(0);
+  if (auto text = pread_small(files_->get(path_, files_->cpu_stat)))
+    if (auto v = key_in(*text, "usage_usec")) u.cpu_seconds = static_cast<double>(*v) / 1e6;
+  u.memory_bytes = number_in(pread_small(files_->get(path_, files_->memory_current)));
+  u.oom_kills = oom_kills();
+  // Processes, as cgroup.procs lists them (pids.current would count threads too).
   u.pids = pids().size();
   return u;
+}
+
+std::uint64_t cgroup::oom_kills() const {
+  auto text = pread_small(files_->get(path_, files_->memory_events));
+  return text ? key_in(*text, "oom_kill").value_or(0) : 0;
 }
 
 std::string cgroup::write(const std::string& file, const std::string& value) const {

@@ -1,9 +1,9 @@
-// The launcher's fork/exec sequence (PITFALLS.md A.4). Everything the child needs is prebuilt
+// The launcher's fork/exec sequence (docs/platform-notes.md#the-childs-setup-sequence). Everything the child needs is prebuilt
 // here in the parent into a child_plan; between fork and exec/body the child makes only
 // async-signal-safe system calls and reports a failing step through a close-on-exec pipe.
 #include "procsup/supervisor/launcher.hpp"
 
-#include "procsup/shm/sys.hpp"
+#include "procsup/sys/unique_fd.hpp"
 
 #include <fcntl.h>
 #include <sched.h>

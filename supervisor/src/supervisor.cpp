@@ -510,7 +510,7 @@ std::vector<std::shared_ptr<detail::unit>> supervisor::add_many(std::vector<deta
   return units;
 }
 
-std::shared_ptr<detail::unit> supervisor::spawn_program(program_options o, strategy s, bool wait) {
+std::shared_ptr<detail::unit> supervisor::add_program(program_options o, strategy s, bool wait) {
   detail::unit_spec spec;
   spec.id = o.name.empty() ? detail::next_id("program") : o.name;
   spec.setup = o.exec.setup;

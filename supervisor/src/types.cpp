@@ -1,6 +1,8 @@
 // Names and descriptions for the supervision vocabulary.
 #include "procsup/supervisor/types.hpp"
 
+#include "procsup/sys/signal.hpp"
+
 #include <sys/wait.h>
 
 #include <cstring>
@@ -53,11 +55,7 @@ const char* to_string(event_kind k) noexcept {
   return "?";
 }
 
-std::string signal_name(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  if (abbrev == nullptr) return "signal " + std::to_string(sig);
-  return std::string("SIG") + abbrev;
-}
+std::string signal_name(int sig) { return sys::signal_name(sig); }
 
 std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));

@@ -638,10 +638,15 @@ TEST_F(daemon_control, past_the_table_root_uses_the_reserve_and_then_is_told_too
     fds.push_back(connect_client(path));
     // The refused one may be closed already (EPIPE): its reply waits to be read all the same.
     const ssize_t n = ::send(fds.back(), "{\"cmd\":\"status\"}\n", 17, MSG_NOSIGNAL);
-    if (i < 6) EXPECT_EQ(n, 17);
+    if (i < 6) {
+      EXPECT_EQ(n, 17);
+    }
     const std::string reply = read_line(fds.back());
-    if (i < 6) EXPECT_EQ(reply, "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}") << "connection " << i;
-    else EXPECT_EQ(reply, "{\"error\":\"too many control connections: try again later\",\"ok\":false}");
+    if (i < 6) {
+      EXPECT_EQ(reply, "{\"echo\":{\"cmd\":\"status\"},\"ok\":true}") << "connection " << i;
+    } else {
+      EXPECT_EQ(reply, "{\"error\":\"too many control connections: try again later\",\"ok\":false}");
+    }
   }
   for (int fd : fds) ::close(fd);
 }

@@ -91,7 +91,7 @@ TEST_F(supervisor_budget, a_program_with_autostart_false_waits_for_start_child) 
   auto o = program("later", {PROCSUP_TEST_TARGET, "sleep", "1000"});
   o.autostart = false;
   auto u = sup.spawn_program(std::move(o), strategy::restart, true);  // wait: returns at once
-  EXPECT_EQ(u->state(), process_state::stopped);
+  EXPECT_EQ(u.state(), process_state::stopped);
   EXPECT_EQ(log.count(event_kind::spawned, "later"), 0U);
   ASSERT_TRUE(sup.start_child("later"));
   ASSERT_TRUE(log.wait_for(event_kind::ready, "later"));

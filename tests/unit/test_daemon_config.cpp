@@ -67,7 +67,7 @@ name = "plain"
 command = ["sleep", "1000"]
 )",
                             "/tmp/test.toml");  // an existing directory: an output file's must exist
-  EXPECT_EQ(cfg.supervisor.policy, pd::group_policy::rest_for_one);
+  EXPECT_EQ(cfg.supervisor.policy, procsup::restart_policy::rest_for_one);
   EXPECT_EQ(cfg.supervisor.intensity, 7);
   EXPECT_EQ(cfg.supervisor.period, 120s);
   EXPECT_EQ(cfg.supervisor.socket, "/tmp/p.sock");
@@ -75,7 +75,7 @@ command = ["sleep", "1000"]
   const auto& p = cfg.programs[0];
   EXPECT_EQ(p.name, "api");
   EXPECT_EQ(p.command, (std::vector<std::string>{"/usr/local/bin/api", "--port", "8080"}));
-  EXPECT_EQ(p.strategy, pd::restart_strategy::escalate);
+  EXPECT_EQ(p.strategy, procsup::strategy::escalate);
   EXPECT_TRUE(p.restart_on_exit);
   EXPECT_EQ(p.success_codes, (std::vector<int>{0, 3}));
   EXPECT_EQ(p.instances, 2);
@@ -106,7 +106,7 @@ command = ["sleep", "1000"]
   EXPECT_EQ(p.line, 8);
 
   const auto& d = cfg.programs[1];  // defaults
-  EXPECT_EQ(d.strategy, pd::restart_strategy::restart);
+  EXPECT_EQ(d.strategy, procsup::strategy::restart);
   EXPECT_FALSE(d.restart_on_exit);
   EXPECT_EQ(d.success_codes, std::vector<int>{0});
   EXPECT_EQ(d.instances, 1);
@@ -119,7 +119,7 @@ command = ["sleep", "1000"]
 
 TEST(daemon_config, an_empty_file_gives_the_defaults) {
   const auto cfg = parse_ok("");
-  EXPECT_EQ(cfg.supervisor.policy, pd::group_policy::one_for_one);
+  EXPECT_EQ(cfg.supervisor.policy, procsup::restart_policy::one_for_one);
   EXPECT_EQ(cfg.supervisor.intensity, 5);
   EXPECT_EQ(cfg.supervisor.period, 60s);
   EXPECT_EQ(cfg.supervisor.socket, "/run/procsup.sock");

@@ -18,8 +18,8 @@
 
 namespace procsup::daemon {
 
-enum class group_policy { one_for_one, one_for_all, rest_for_one };
-enum class restart_strategy { restart, stop, escalate };
+// [supervisor] policy and a program's strategy are the library's own restart_policy and
+// strategy (types.hpp): same names in the config file as in to_string.
 // When an instance counts as up: at exec (none), by the worker protocol, or by a rule for
 // unmodified programs (docs/services.md): sd_notify READY=1, a newline on an fd, or a probe.
 enum class readiness { none, exit, protocol, notify, fd, tcp, http, exec };
@@ -38,7 +38,7 @@ struct supervisor_config {
   // groups only). pid_namespace: run as PID 1 of a new PID namespace (procsup run --pid-namespace).
   bool cgroups = true;
   bool pid_namespace = false;
-  group_policy policy = group_policy::one_for_one;
+  restart_policy policy = restart_policy::one_for_one;
   int intensity = 5;                           // at most this many restarts ...
   std::chrono::milliseconds period{60'000};    // ... within this window, else give up
   std::string socket = "/run/procsup.sock";    // control socket
@@ -88,7 +88,7 @@ struct socket_file_owner {
 struct program_config {
   std::string name;
   std::vector<std::string> command;  // argv; command[0] is resolved at run time (resolve_executable)
-  restart_strategy strategy = restart_strategy::restart;
+  procsup::strategy strategy = procsup::strategy::restart;
   bool restart_on_exit = false;      // also restart after a clean exit (code in success_codes)
   std::vector<int> success_codes{0};
   int instances = 1;
@@ -169,8 +169,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text);
 std::optional<int> parse_signal(std::string_view text);
 std::string signal_name(int sig);  // "SIGTERM"; "SIG42" when unnamed
 
-std::string_view to_string(group_policy p);
-std::string_view to_string(restart_strategy s);
 std::string_view to_string(readiness r);
 std::string_view to_string(exit_rule r);
 

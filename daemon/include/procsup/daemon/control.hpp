@@ -2,14 +2,13 @@
 // one JSON reply per line. The server is driven by the daemon's epoll loop (no thread of its
 // own); the client is what `procsup ctl` uses.
 //
-// Requests: {"cmd":"status"}, {"cmd":"start","name":"api"}, {"cmd":"stop",...},
-// {"cmd":"restart",...}, {"cmd":"signal","name":"api","signal":"HUP"}, {"cmd":"shutdown"},
-// {"cmd":"logs","name":"api","lines":50,"follow":false}, later "reload", "send". Replies:
-// {"ok":true,...} or {"ok":false,"error":"..."}; a followed `logs` then streams one JSON object
-// per output line on the same connection until the client closes it. start / stop / restart
-// are answered once done: {"ok":..,"instances":[..],"results":[{"id","ok","pid","state",
-// "message"|"error"}],"message":"api: restarted (pid 123)"} (docs/cli.md). Limits (line size,
-// connections, back-pressure, idle timeout): docs/control-socket.md.
+// Requests are {"cmd":NAME,...}; replies {"ok":true,...} or {"ok":false,"error":"..."}. The
+// commands (status, start, stop, restart, signal, logs, shutdown, reload, send), their fields
+// and replies are one table, next to their handlers: daemon/src/commands.cpp, listed by
+// control_commands() below (docs/ctl.md). A followed `logs` streams one JSON object per output
+// line on the same connection until the client closes it; start / stop / restart are answered
+// once done. Limits (line size, connections, back-pressure, idle timeout):
+// docs/control-socket.md.
 #pragma once
 
 #include <sys/types.h>
@@ -21,12 +20,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace procsup::daemon {
+
+// One command of the control grammar: its name, its request and its reply, as JSON sketches.
+struct control_command {
+  std::string_view name;
+  std::string_view request;
+  std::string_view reply;
+};
+// Every command the daemon's control socket takes, in the order of its table (commands.cpp).
+std::vector<control_command> control_commands();
 
 struct control_error {
   int error = 0;        // errno

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procsup/supervisor/cgroup.hpp"
+#include "procsup/sys/unique_fd.hpp"
 #include "procsup/supervisor/types.hpp"
 
 namespace procsup::daemon {
@@ -50,6 +51,10 @@ struct usage_sample {
 // Reads `pid`'s CPU time and resident set from /proc/PID/stat with one read(2) (for instances
 // without a cgroup). Any thread.
 usage_sample read_proc_usage(pid_t pid);
+// The same from an fd of /proc/PID/stat kept open (one pread at offset 0, no path walk). The fd
+// stays bound to that process: once it is gone (even if its pid is reused), the read fails and
+// the sample is all NaN. Any thread.
+usage_sample read_proc_usage_fd(int stat_fd);
 
 // What /metrics shows of one instance.
 struct instance_sample {
@@ -77,6 +82,7 @@ class usage_cache {
  private:
   struct entry {
     pid_t pid = 0;
+    sys::unique_fd stat_fd;  // /proc/PID/stat of `pid` (no cgroup), opened once per process
     std::chrono::steady_clock::time_point at{};
     usage_sample sample;
     bool seen = false;  // in the last fill (others are dropped)
@@ -113,7 +119,8 @@ struct metrics_snapshot {
   bool shutting_down = false;
 };
 
-// procsup's own process metrics (process_*), read from /proc/self. Any thread.
+// procsup's own process metrics (process_*): getrusage, /proc/self/stat and statm through fds kept
+// open, the boot time of /proc/stat once, the open fd count from stat(/proc/self/fd). Any thread.
 struct process_metrics {
   double cpu_seconds = 0;
   double resident_bytes = 0;

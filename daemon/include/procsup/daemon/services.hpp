@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procsup/daemon/config.hpp"
-#include "procsup/supervisor/detail/unit.hpp"
+#include "procsup/supervisor/program.hpp"
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/supervisor.hpp"
 
@@ -29,7 +29,7 @@ class services {
   // WATCHDOG_USEC/WATCHDOG_PID), launch hook (the notification fd) and ready_later. Throws
   // std::system_error if the notify socket cannot be made.
   void configure(const std::string& id, const program_config& p, program_options& o);
-  void attach(const std::string& id, std::shared_ptr<detail::unit> u);
+  void attach(const std::string& id, procsup::program u);
   void on_event(const lifecycle_event& e);
   // `ctl status`: "ready" (starting / ready / reloading / stopping), "health", "status_text", ...
   void describe(const std::string& id, nlohmann::json& out) const;

@@ -11,6 +11,9 @@
 // ring_status::too_large; they are never split (the ring's decision: refuse, not split). Choose
 // channel_options::ring_capacity for the largest message you need.
 //
+// Waits: send() and receive() spin, then sleep, with shm::spin_then_sleep (shm/wait.hpp), the
+// ring's own wait.
+//
 // Trust: the parent treats everything the child wrote as untrusted. A bad ring position, length,
 // an unknown frame kind or a frame shorter than its id makes the endpoint report
 // ring_status::corrupt, and the endpoint stays broken (error() says why); nothing reads outside
@@ -34,7 +37,7 @@
 #include "procsup/ipc/frame.hpp"
 #include "procsup/shm/region.hpp"
 #include "procsup/shm/ring.hpp"
-#include "procsup/shm/sys.hpp"
+#include "procsup/sys/unique_fd.hpp"
 
 namespace procsup::ipc {
 
@@ -216,8 +219,12 @@ class channel {
   shm::region_source region_source() const noexcept { return region_.source(); }
   // Parent, after its child has the channel: keep the mapping out of later forks (a supervisor
   // with many children would otherwise copy every sibling's mapping into each new child, and the
-  // fork gets slower with every child) and close the memfd (the mapping stays valid).
-  void seal_in_parent() noexcept;
+  // fork gets slower with every child: MADV_DONTFORK) and close the memfd (the mapping stays
+  // valid). Not a memfd seal: the region is sealed against resizing at create() already.
+  void keep_out_of_forks() noexcept;
+  // Deprecated: the old name of keep_out_of_forks() (it never sealed anything). To be removed
+  // once supervisor/src/unit.cpp calls keep_out_of_forks().
+  void seal_in_parent() noexcept { keep_out_of_forks(); }
   int parent_eventfd() const noexcept { return eventfd_.get(); }  // likewise
   std::size_t ring_capacity() const noexcept { return capacity_; }
 

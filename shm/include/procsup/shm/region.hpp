@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "procsup/shm/sys.hpp"
+#include "procsup/sys/unique_fd.hpp"
 
 namespace procsup::shm {
 

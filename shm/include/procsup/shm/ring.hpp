@@ -26,7 +26,8 @@
 // writer_sleeping), issues a full fence and re-checks the ring; the other side, after publishing,
 // issues a full fence and wakes the sleeper only if that word is set. So under load no system call
 // is made per frame, and an idle endpoint sleeps in the kernel. A side is woken either by a shared
-// futex on its word (blocking calls below) or through an eventfd its owner polls with epoll.
+// futex on its word (blocking calls below) or through an eventfd its owner polls with epoll; the
+// blocking calls wait with shm::spin_then_sleep (wait.hpp), as the channel's do.
 #pragma once
 
 #include <atomic>
@@ -36,6 +37,8 @@
 #include <span>
 #include <string>
 #include <type_traits>
+
+#include "procsup/shm/wait.hpp"
 
 namespace procsup::shm {
 
@@ -98,19 +101,6 @@ constexpr std::size_t ring_max_payload(std::size_t capacity) {
 // memory. Returns the header. Throws std::invalid_argument on bad arguments.
 ring_header* format_ring(void* mem, std::size_t bytes, std::size_t capacity);
 
-// How one side of a ring is woken when it sleeps: a shared futex on its sleeping word
-// (eventfd < 0), or a write to an eventfd that the side polls (eventfd >= 0, not owned here).
-struct wakeup {
-  int eventfd = -1;
-  static wakeup futex() noexcept { return {}; }
-  static wakeup event(int fd) noexcept { return {fd}; }
-};
-
-// How long a blocking call spins before it sleeps. Bounded so idle peers never burn the cores.
-struct spin_policy {
-  std::chrono::nanoseconds spin{std::chrono::microseconds(20)};
-};
-
 // The information both endpoints validate on attach. Returns an empty string when `mem`
 // (of `bytes` bytes) holds a ring this build understands, else what is wrong.
 std::string check_ring(const void* mem, std::size_t bytes);
@@ -154,6 +144,10 @@ class ring_writer {
   // and returns true if at least `need_payload` bytes still cannot be written (so it is safe to
   // wait for the eventfd); returns false (and un-marks) if the space is there now.
   bool arm_space_wakeup(std::size_t need_payload);
+
+  // True if the consumer may have freed space since the last attempt (cheap: one relaxed load;
+  // a hint for spinning, try_write decides).
+  bool space_may_have_freed() const noexcept;
 
   // Batching (streaming): while on, commits do not publish `head` one by one; flush() publishes
   // every frame written so far with one release-store and one fence. The writer also publishes by

@@ -1,9 +1,10 @@
 // The launcher: procsup's only fork/exec code. Starts a child (exec'd or forked) with a clean
 // signal state, its own session, rlimits, a privilege drop, exactly the fds it is meant to have
-// and a parent-death signal (PITFALLS.md A.4, D.12).
+// and a parent-death signal (docs/platform-notes.md#the-childs-setup-sequence).
 //
 // Threading: call from the thread that owns the children (the supervisor's event loop): the
-// parent-death signal fires when the *thread* that forked exits (PITFALLS.md 12). Between fork
+// parent-death signal fires when the *thread* that forked exits, not the process
+// (docs/platform-notes.md#the-parent-death-signal). Between fork
 // and exec/body the child makes only async-signal-safe calls; everything is prebuilt here.
 //
 // Reaping: the launcher reaps a child only when it reports a failure through the error pipe
@@ -118,8 +119,10 @@ std::variant<pid_t, launch_error> launch_exec(const exec_spec& spec, const child
 
 // fork + the same child setup (no exec), then _exit(body()) in the child. Returns the pid once
 // the setup has succeeded, or a launch_error (fork failure: EAGAIN, ...; setup failure: the
-// child has been reaped). body() runs in a forked copy of the parent: see DESIGN.md on what is
-// safe there (no parent loggers, no threads of the parent). An exception escaping body()
+// child has been reaped). body() runs in a forked copy of the parent: only the calling thread
+// exists there, and locks other threads held stay held, so no parent loggers and no waiting on
+// the parent's threads (docs/library.md#what-is-safe-in-a-forked-child,
+// docs/platform-notes.md#forking-a-multi-threaded-process). An exception escaping body()
 // terminates the child (SIGABRT), which the supervisor sees as a crash.
 std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body);
 

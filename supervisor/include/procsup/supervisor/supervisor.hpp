@@ -15,6 +15,7 @@
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
 #include "procsup/supervisor/process.hpp"
+#include "procsup/supervisor/program.hpp"
 #include "procsup/supervisor/restart_window.hpp"
 #include "procsup/supervisor/types.hpp"
 
@@ -125,8 +126,7 @@ class supervisor {
 
   // Starts a supervised plain program (or a protocol worker with options.protocol). With
   // `wait`, returns once it is running (exec'd; for protocol workers: ready), else at once.
-  std::shared_ptr<detail::unit> spawn_program(program_options options, strategy s = strategy::restart,
-                                              bool wait = true);
+  program spawn_program(program_options options, strategy s = strategy::restart, bool wait = true);
 
   // A nested supervisor, child of this one with strategy `s` for its failures (escalations).
   std::shared_ptr<supervisor> spawn_supervisor(supervisor_options options, strategy s = strategy::restart);
@@ -170,6 +170,7 @@ class supervisor {
 
  private:
   std::shared_ptr<detail::unit> add(detail::unit_spec spec, strategy s, bool wait);
+  std::shared_ptr<detail::unit> add_program(program_options options, strategy s, bool wait);  // spawn_program
   std::vector<std::shared_ptr<detail::unit>> add_many(std::vector<detail::unit_spec> specs, strategy s);
   explicit supervisor(std::shared_ptr<detail::supervisor_core> core);
   std::shared_ptr<detail::supervisor_core> core_;

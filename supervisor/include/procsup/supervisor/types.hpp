@@ -77,7 +77,8 @@ class process_error : public std::runtime_error {
 
 // "exited with code 3", "killed by SIGSEGV (core dumped)".
 std::string describe_wait_status(int status);
-// "SIGSEGV" for 11; "signal 99" when unknown.
+// "SIGSEGV" for 11; "SIG42" when unnamed. sys::signal_name (procsup/sys/signal.hpp), kept here
+// for the library's users.
 std::string signal_name(int sig);
 
 // Restart backoff: the first restart after a stable run is delayed by `initial` (0: immediate);

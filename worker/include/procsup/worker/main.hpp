@@ -13,6 +13,7 @@
 #include <string>
 
 #include "procsup/ipc/channel.hpp"
+#include "procsup/sys/result.hpp"
 #include "procsup/worker/serve.hpp"
 
 namespace procsup::worker {
@@ -22,15 +23,17 @@ inline constexpr const char* channel_env = "PROCSUP_CHANNEL";
 inline constexpr int channel_memfd = 3;
 inline constexpr int channel_eventfd = 4;
 
-// Attaches the channel named by $PROCSUP_CHANNEL. On failure returns nullopt and sets `error`.
+// Attaches the channel named by $PROCSUP_CHANNEL, or says why it cannot (not set, malformed,
+// not a sealed memfd / eventfd): the caller decides (worker::main reports it and exits).
+sys::result<ipc::channel, std::string> attach_from_environment();
+// The same with the older shape (nullopt + `error`).
 std::optional<ipc::channel> attach_from_environment(std::string& error);
 
 template <behavior B>
 int main(B b, const serve_options& opt = {}) {
-  std::string error;
-  auto chan = attach_from_environment(error);
+  auto chan = attach_from_environment();
   if (!chan) {
-    std::fprintf(stderr, "procsup worker: %s\n", error.c_str());
+    std::fprintf(stderr, "procsup worker: %s\n", chan.error().c_str());
     return exit_channel_broken;
   }
   auto ep = chan->child_end();
