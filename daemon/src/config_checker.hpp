@@ -95,6 +95,26 @@ struct checker {
     if (!d) error(n.source(), key, "bad duration \"" + s->get() + "\" (use ms, s, m or h, e.g. \"500ms\", \"10s\")");
     return d;
   }
+  // A duration that must be longer than 0 (a period, an interval).
+  std::optional<milliseconds> positive_duration(const toml::node& n, const std::string& key) {
+    auto d = duration(n, key);
+    if (d && d->count() <= 0) {
+      error(n.source(), key, "must be longer than 0");
+      return std::nullopt;
+    }
+    return d;
+  }
+  // argv: a non-empty array of strings, appended to `out`; false if it is not one.
+  bool command(const toml::node& n, const std::string& key, std::vector<std::string>& out) {
+    const auto* a = n.as_array();
+    if (a == nullptr || a->empty()) {
+      error(n.source(), key, "expected a non-empty array of strings (argv)");
+      return false;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i)
+      if (auto s = string((*a)[i], key + "[" + std::to_string(i) + "]")) out.push_back(*s);
+    return true;
+  }
   std::optional<std::uint64_t> size(const toml::node& n, const std::string& key) {
     if (const auto* i = n.as_integer()) {
       if (i->get() >= 0) return static_cast<std::uint64_t>(i->get());
