@@ -85,15 +85,23 @@ struct checker {
     wrong_type(n, key, "a boolean");
     return std::nullopt;
   }
-  std::optional<milliseconds> duration(const toml::node& n, const std::string& key) {
+  // A string that `parse` turns into a value: else `expected` (not a string) or
+  // `bad` "TEXT"`hint` (a string it does not take).
+  template <class Parse>
+  auto parsed_string(const toml::node& n, const std::string& key, std::string_view expected, Parse parse,
+                     std::string_view bad, std::string_view hint) -> decltype(parse(std::string_view{})) {
     const auto* s = n.as_string();
     if (s == nullptr) {
-      wrong_type(n, key, "a duration string like \"10s\"");
+      wrong_type(n, key, expected);
       return std::nullopt;
     }
-    auto d = parse_duration(s->get());
-    if (!d) error(n.source(), key, "bad duration \"" + s->get() + "\" (use ms, s, m or h, e.g. \"500ms\", \"10s\")");
-    return d;
+    auto v = parse(s->get());
+    if (!v) error(n.source(), key, std::string(bad) + " \"" + s->get() + "\"" + std::string(hint));
+    return v;
+  }
+  std::optional<milliseconds> duration(const toml::node& n, const std::string& key) {
+    return parsed_string(n, key, "a duration string like \"10s\"", parse_duration, "bad duration",
+                         " (use ms, s, m or h, e.g. \"500ms\", \"10s\")");
   }
   // A duration that must be longer than 0 (a period, an interval).
   std::optional<milliseconds> positive_duration(const toml::node& n, const std::string& key) {
@@ -121,14 +129,8 @@ struct checker {
       error(n.source(), key, "size must not be negative");
       return std::nullopt;
     }
-    const auto* s = n.as_string();
-    if (s == nullptr) {
-      wrong_type(n, key, "a size like \"10MiB\"");
-      return std::nullopt;
-    }
-    auto v = parse_size(s->get());
-    if (!v) error(n.source(), key, "bad size \"" + s->get() + "\" (use B, KiB, MiB or GiB, e.g. \"10MiB\")");
-    return v;
+    return parsed_string(n, key, "a size like \"10MiB\"", parse_size, "bad size",
+                         " (use B, KiB, MiB or GiB, e.g. \"10MiB\")");
   }
   std::optional<int> signal(const toml::node& n, const std::string& key) {
     if (const auto* i = n.as_integer()) {
@@ -136,14 +138,7 @@ struct checker {
       error(n.source(), key, "unknown signal " + std::to_string(i->get()));
       return std::nullopt;
     }
-    const auto* s = n.as_string();
-    if (s == nullptr) {
-      wrong_type(n, key, "a signal name like \"TERM\"");
-      return std::nullopt;
-    }
-    auto sig = parse_signal(s->get());
-    if (!sig) error(n.source(), key, "unknown signal \"" + s->get() + "\"");
-    return sig;
+    return parsed_string(n, key, "a signal name like \"TERM\"", parse_signal, "unknown signal", "");
   }
   template <class E>
   std::optional<E> choice(const toml::node& n, const std::string& key, std::initializer_list<std::pair<std::string_view, E>> options) {
