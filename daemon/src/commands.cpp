@@ -1,6 +1,6 @@
 // The control socket's grammar and its command table: one JSON request per line, {"cmd": NAME,
 // ...}, one JSON reply per line, {"ok": true, ...} or {"ok": false, "error": "..."}. Every
-// command, its request fields and its reply are the rows of `commands` below (docs/ctl.md
+// command, its request fields and its reply are the rows of `commands` below (docs/cli.md
 // shows them as `procsup ctl` commands; docs/control-socket.md the socket's limits). A reply
 // that is null is answered later (control_server::defer): start / stop / restart once every
 // instance got there, send once the worker replied.

@@ -43,10 +43,7 @@ void parse_supervisor(checker& c, const toml::table& t, supervisor_config& out) 
     } else if (k == "intensity") {
       if (auto i = c.integer(v, key, 0, 1'000'000)) out.intensity = static_cast<int>(*i);
     } else if (k == "period") {
-      if (auto d = c.duration(v, key)) {
-        if (d->count() <= 0) c.error(v.source(), key, "must be longer than 0");
-        else out.period = *d;
-      }
+      if (auto d = c.positive_duration(v, key)) out.period = *d;
     } else if (k == "socket") {
       if (auto s = c.string(v, key)) {
         if (s->empty()) c.error(v.source(), key, "must not be empty");

@@ -85,15 +85,43 @@ struct checker {
     wrong_type(n, key, "a boolean");
     return std::nullopt;
   }
-  std::optional<milliseconds> duration(const toml::node& n, const std::string& key) {
+  // A string that `parse` turns into a value: else `expected` (not a string) or
+  // `bad` "TEXT"`hint` (a string it does not take).
+  template <class Parse>
+  auto parsed_string(const toml::node& n, const std::string& key, std::string_view expected, Parse parse,
+                     std::string_view bad, std::string_view hint) -> decltype(parse(std::string_view{})) {
     const auto* s = n.as_string();
     if (s == nullptr) {
-      wrong_type(n, key, "a duration string like \"10s\"");
+      wrong_type(n, key, expected);
       return std::nullopt;
     }
-    auto d = parse_duration(s->get());
-    if (!d) error(n.source(), key, "bad duration \"" + s->get() + "\" (use ms, s, m or h, e.g. \"500ms\", \"10s\")");
+    auto v = parse(s->get());
+    if (!v) error(n.source(), key, std::string(bad) + " \"" + s->get() + "\"" + std::string(hint));
+    return v;
+  }
+  std::optional<milliseconds> duration(const toml::node& n, const std::string& key) {
+    return parsed_string(n, key, "a duration string like \"10s\"", parse_duration, "bad duration",
+                         " (use ms, s, m or h, e.g. \"500ms\", \"10s\")");
+  }
+  // A duration that must be longer than 0 (a period, an interval).
+  std::optional<milliseconds> positive_duration(const toml::node& n, const std::string& key) {
+    auto d = duration(n, key);
+    if (d && d->count() <= 0) {
+      error(n.source(), key, "must be longer than 0");
+      return std::nullopt;
+    }
     return d;
+  }
+  // argv: a non-empty array of strings, appended to `out`; false if it is not one.
+  bool command(const toml::node& n, const std::string& key, std::vector<std::string>& out) {
+    const auto* a = n.as_array();
+    if (a == nullptr || a->empty()) {
+      error(n.source(), key, "expected a non-empty array of strings (argv)");
+      return false;
+    }
+    for (std::size_t i = 0; i < a->size(); ++i)
+      if (auto s = string((*a)[i], key + "[" + std::to_string(i) + "]")) out.push_back(*s);
+    return true;
   }
   std::optional<std::uint64_t> size(const toml::node& n, const std::string& key) {
     if (const auto* i = n.as_integer()) {
@@ -101,14 +129,8 @@ struct checker {
       error(n.source(), key, "size must not be negative");
       return std::nullopt;
     }
-    const auto* s = n.as_string();
-    if (s == nullptr) {
-      wrong_type(n, key, "a size like \"10MiB\"");
-      return std::nullopt;
-    }
-    auto v = parse_size(s->get());
-    if (!v) error(n.source(), key, "bad size \"" + s->get() + "\" (use B, KiB, MiB or GiB, e.g. \"10MiB\")");
-    return v;
+    return parsed_string(n, key, "a size like \"10MiB\"", parse_size, "bad size",
+                         " (use B, KiB, MiB or GiB, e.g. \"10MiB\")");
   }
   std::optional<int> signal(const toml::node& n, const std::string& key) {
     if (const auto* i = n.as_integer()) {
@@ -116,14 +138,7 @@ struct checker {
       error(n.source(), key, "unknown signal " + std::to_string(i->get()));
       return std::nullopt;
     }
-    const auto* s = n.as_string();
-    if (s == nullptr) {
-      wrong_type(n, key, "a signal name like \"TERM\"");
-      return std::nullopt;
-    }
-    auto sig = parse_signal(s->get());
-    if (!sig) error(n.source(), key, "unknown signal \"" + s->get() + "\"");
-    return sig;
+    return parsed_string(n, key, "a signal name like \"TERM\"", parse_signal, "unknown signal", "");
   }
   template <class E>
   std::optional<E> choice(const toml::node& n, const std::string& key, std::initializer_list<std::pair<std::string_view, E>> options) {

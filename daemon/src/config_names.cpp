@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <limits>
+#include <utility>
 
 #include "procsup/daemon/config.hpp"
 
@@ -11,13 +12,24 @@ namespace procsup::daemon {
 
 using std::chrono::milliseconds;
 
-std::optional<milliseconds> parse_duration(std::string_view text) {
+namespace {
+
+// "<digits><unit>": the number and the unit after it; nullopt without leading digits.
+std::optional<std::pair<std::uint64_t, std::string_view>> number_and_unit(std::string_view text) {
   std::uint64_t n = 0;
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   const auto [rest, ec] = std::from_chars(begin, end, n);
   if (ec != std::errc{} || rest == begin) return std::nullopt;
-  const std::string_view unit(rest, static_cast<std::size_t>(end - rest));
+  return std::pair{n, std::string_view(rest, static_cast<std::size_t>(end - rest))};
+}
+
+}  // namespace
+
+std::optional<milliseconds> parse_duration(std::string_view text) {
+  const auto split = number_and_unit(text);
+  if (!split) return std::nullopt;
+  const auto [n, unit] = *split;
   std::uint64_t scale = 0;
   if (unit == "ms") scale = 1;
   else if (unit == "s") scale = 1000;
@@ -30,12 +42,9 @@ std::optional<milliseconds> parse_duration(std::string_view text) {
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
-  std::uint64_t n = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  const auto [rest, ec] = std::from_chars(begin, end, n);
-  if (ec != std::errc{} || rest == begin) return std::nullopt;
-  const std::string_view unit(rest, static_cast<std::size_t>(end - rest));
+  const auto split = number_and_unit(text);
+  if (!split) return std::nullopt;
+  const auto [n, unit] = *split;
   unsigned shift = 0;
   if (unit.empty() || unit == "B") shift = 0;
   else if (unit == "KiB") shift = 10;

@@ -51,14 +51,7 @@ void parse_ready(checker& c, const toml::node& v, const std::string& key, progra
       }
     } else if (rk == "exec") {
       ++forms;
-      const auto* a = rv.as_array();
-      if (a == nullptr || a->empty()) {
-        c.error(rv.source(), rkey, "expected a non-empty array of strings (argv)");
-        continue;
-      }
-      p.ready = readiness::exec;
-      for (std::size_t i = 0; i < a->size(); ++i)
-        if (auto s = c.string((*a)[i], rkey + "[" + std::to_string(i) + "]")) p.ready_command.push_back(*s);
+      if (c.command(rv, rkey, p.ready_command)) p.ready = readiness::exec;
     } else {
       c.error(rk.source(), rkey, "unknown key (expected one of fd, tcp, http, exec)");
     }
@@ -89,14 +82,7 @@ void parse_health(checker& c, const toml::node& v, const std::string& key, progr
       }
     } else if (hk == "exec") {
       ++forms;
-      const auto* a = hv.as_array();
-      if (a == nullptr || a->empty()) {
-        c.error(hv.source(), hkey, "expected a non-empty array of strings (argv)");
-        continue;
-      }
-      h.kind = readiness::exec;
-      for (std::size_t i = 0; i < a->size(); ++i)
-        if (auto s = c.string((*a)[i], hkey + "[" + std::to_string(i) + "]")) h.command.push_back(*s);
+      if (c.command(hv, hkey, h.command)) h.kind = readiness::exec;
     } else if (hk == "interval" || hk == "timeout" || hk == "start_after") {
       if (auto d = c.duration(hv, hkey)) {
         if (hk == "start_after") h.start_after = *d;

@@ -82,10 +82,7 @@ bool parse_lifecycle_key(checker& c, std::string_view k, const toml::node& v, co
   if (k == "max_restarts") {
     if (auto n = c.integer(v, key, 0, 1'000'000)) p.max_restarts = static_cast<int>(*n);
   } else if (k == "restart_period") {
-    if (auto d = c.duration(v, key)) {
-      if (d->count() <= 0) c.error(v.source(), key, "must be longer than 0");
-      else p.restart_period = *d;
-    }
+    if (auto d = c.positive_duration(v, key)) p.restart_period = *d;
   } else if (k == "essential") {
     if (auto b = c.boolean(v, key)) p.essential = *b;
   } else if (k == "exit_code") {
@@ -298,10 +295,7 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
     } else if (k == "health") {
       parse_health(c, v, key, p);
     } else if (k == "ready_interval") {
-      if (auto d = c.duration(v, key)) {
-        if (d->count() <= 0) c.error(v.source(), key, "must be longer than 0");
-        else p.ready_interval = *d;
-      }
+      if (auto d = c.positive_duration(v, key)) p.ready_interval = *d;
     } else if (k == "watchdog") {
       if (auto d = c.duration(v, key)) p.watchdog = *d;
       watchdog_at = &v;

@@ -72,6 +72,22 @@ struct fd_closer {
   ~fd_closer() { ::close(fd); }
 };
 
+// One recv() appended to `into`: how many bytes came (0: procsup closed the connection), or
+// why none can (a timeout names it).
+std::variant<std::size_t, control_error> receive(int fd, std::string& into, const std::string& path,
+                                                 std::chrono::milliseconds timeout) {
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
+    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
+    into.append(buf, static_cast<std::size_t>(n));
+    return static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
 std::variant<nlohmann::json, control_error> control_request(const std::string& path, const nlohmann::json& request,
@@ -82,23 +98,18 @@ std::variant<nlohmann::json, control_error> control_request(const std::string& p
   fd_closer guard{fd};
 
   std::string reply;
-  char buf[16384];
   for (;;) {
     const auto newline = reply.find('\n');
     if (newline != std::string::npos) {
       reply.resize(newline);
       break;
     }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
-    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
-    if (n == 0) {
+    auto got = receive(fd, reply, path, timeout);
+    if (auto* err = std::get_if<control_error>(&got)) return std::move(*err);
+    if (std::get<std::size_t>(got) == 0) {
       if (reply.empty()) return control_error{ECONNRESET, path + ": procsup closed the connection without a reply"};
       break;
     }
-    reply.append(buf, static_cast<std::size_t>(n));
   }
   auto parsed = nlohmann::json::parse(reply, nullptr, false);
   if (parsed.is_discarded()) return control_error{EPROTO, path + ": the reply is not JSON"};
@@ -115,7 +126,6 @@ std::optional<control_error> control_stream(const std::string& path, const nlohm
 
   std::string pending;
   bool first = true;
-  char buf[16384];
   for (;;) {
     std::size_t newline;
     while ((newline = pending.find('\n')) != std::string::npos) {
@@ -129,16 +139,12 @@ std::optional<control_error> control_stream(const std::string& path, const nlohm
       }
       if (!on_line(parsed)) return std::nullopt;
     }
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return control_error{ETIMEDOUT, path + ": no reply within " + std::to_string(timeout.count()) + " ms"};
-    if (n < 0) return control_error{errno, path + ": reading the reply: " + errno_text(errno)};
-    if (n == 0) {
+    auto got = receive(fd, pending, path, timeout);
+    if (auto* err = std::get_if<control_error>(&got)) return std::move(*err);
+    if (std::get<std::size_t>(got) == 0) {
       if (first) return control_error{ECONNRESET, path + ": procsup closed the connection without a reply"};
       return std::nullopt;
     }
-    pending.append(buf, static_cast<std::size_t>(n));
   }
 }
 

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <sstream>
+#include <string>
 
 #include "procsup/daemon/pid_namespace.hpp"
 
@@ -105,7 +105,9 @@ void daemon_runner::add_usage(json& o, const std::string& id, pid_t pid) {
   o["pids"] = 1;
   o["memory_bytes"] = proc_rss(pid);
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::ostringstream whole;
+  whole << stat.rdbuf();
+  const std::string text = whole.str();
   const auto close = text.rfind(')');
   if (close == std::string::npos) return;
   std::istringstream rest(text.substr(close + 2));

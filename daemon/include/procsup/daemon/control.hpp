@@ -5,7 +5,7 @@
 // Requests are {"cmd":NAME,...}; replies {"ok":true,...} or {"ok":false,"error":"..."}. The
 // commands (status, start, stop, restart, signal, logs, shutdown, reload, send), their fields
 // and replies are one table, next to their handlers: daemon/src/commands.cpp, listed by
-// control_commands() below (docs/ctl.md). A followed `logs` streams one JSON object per output
+// control_commands() below (docs/cli.md). A followed `logs` streams one JSON object per output
 // line on the same connection until the client closes it; start / stop / restart are answered
 // once done. Limits (line size, connections, back-pressure, idle timeout):
 // docs/control-socket.md.

@@ -1,5 +1,5 @@
-// procsup's own log: spdlog with synchronous sinks only (async spdlog hangs forked children,
-// PITFALLS.md 9). Text on stderr (colour when it is a tty) or one JSON object per line.
+// procsup's own log: spdlog with synchronous sinks only (an async spdlog logger hangs a forked
+// child: its registry joins a thread the child does not have, spdlog issue 748). Text on stderr (colour when it is a tty) or one JSON object per line.
 #pragma once
 
 #include <cstdio>

@@ -1,5 +1,5 @@
-// sd_notify spoken directly (PITFALLS.md 14): one SOCK_DGRAM datagram per state change to
-// $NOTIFY_SOCKET ('@' = abstract namespace); no libsystemd.
+// sd_notify spoken directly: one SOCK_DGRAM datagram per state change to $NOTIFY_SOCKET
+// ('@' = abstract namespace); no libsystemd (the datagram protocol is systemd's stable API).
 #pragma once
 
 #include <chrono>

@@ -1,7 +1,8 @@
 // The receiving end of the systemd notify protocol for one program instance (ready =
 // "notify"): a private abstract unix datagram socket named by the instance's NOTIFY_SOCKET.
 // One socket per instance, so a datagram belongs to that instance whoever sent it (the sender
-// is usually a child such as systemd-notify, PITFALLS F).
+// is usually a child such as systemd-notify: the datagram's credentials carry that child's pid,
+// not the main pid, and it may have exited by the time the datagram is read).
 #pragma once
 
 #include <sys/types.h>

@@ -19,7 +19,8 @@ struct run_options {
 // Runs until SIGTERM / SIGINT / `ctl shutdown` (exit code 0) or until the top supervisor gives
 // up (exit_codes::gave_up). Must be called from main() before any other thread exists: it
 // blocks the signals it handles in the calling thread, so that every later thread inherits
-// the mask (PITFALLS.md 11).
+// the mask (a thread that had them unblocked would take them from the signalfd; and a blocked
+// mask survives exec, so every child gets a clean one from the launcher).
 int run(const config& cfg, const run_options& options = {});
 
 }  // namespace procsup::daemon
