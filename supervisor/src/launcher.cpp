@@ -684,10 +684,10 @@ std::variant<forked_child, launch_error> start_fork(const child_setup& setup, co
 std::variant<pid_t, launch_error> launch_fork(const child_setup& setup, const std::function<int()>& body) {
   auto r = start_fork(setup, body);
   if (auto* err = std::get_if<launch_error>(&r)) return std::move(*err);
-  const auto [pid, report_fd] = std::get<forked_child>(r);
+  const auto [pid, raw_report_fd] = std::get<forked_child>(r);
+  const sys::unique_fd report_fd(raw_report_fd);
   launch_error error;
-  const auto st = read_setup_report(report_fd, error);  // blocks until EOF or a failure record
-  ::close(report_fd);
+  const auto st = read_setup_report(report_fd.get(), error);  // blocks until EOF or a failure record
   if (st != setup_report::failed) return pid;
   reap_failed(pid);
   return error;
