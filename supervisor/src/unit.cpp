@@ -52,7 +52,7 @@ bool reply_state::sleep(std::chrono::nanoseconds timeout) {
 
 // ---------------------------------------------------------------- unit
 
-unit::unit(event_loop& loop, unit_spec spec) : loop_(loop), spec_(std::move(spec)) {}
+unit::unit(event_loop& loop, unit_spec spec) : loop_(loop), spec_(std::move(spec)), path_(spec_.reply_spin) {}
 
 unit::~unit() {
   sys::close_fd(setup_report_fd_);

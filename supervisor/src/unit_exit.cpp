@@ -45,7 +45,7 @@ void unit::on_exit(int status, exit_context& ctx) {
     // A setup step failed: the instance never ran. Handled as a failed launch, like a fork
     // that failed (spawn_failed, then the owner's retry / give-up), not as a crash.
     {
-      std::lock_guard rk(recv_mu_);
+      std::lock_guard rk(path_.reader);
       std::lock_guard lk(mu_);
       drop_channel_locked();
       pid_ = 0;
@@ -69,7 +69,7 @@ void unit::on_exit(int status, exit_context& ctx) {
   std::uint64_t handling = 0;
   bool trusted = false;
   {
-    std::lock_guard rk(recv_mu_);
+    std::lock_guard rk(path_.reader);
     drain_locked();
     end.cause = exit_cause(status);
     std::lock_guard lk(mu_);

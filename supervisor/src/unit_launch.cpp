@@ -35,7 +35,7 @@ void unit::launch(launch_kind kind) {
   told(from, unit_event::launch, unit_phase::starting);
   kill_reason_.clear();
   {
-    std::lock_guard rk(recv_mu_);
+    std::lock_guard rk(path_.reader);
     init_error_.clear();
     handler_error_.clear();
     protocol_error_.clear();
@@ -118,7 +118,7 @@ void unit::launch(launch_kind kind) {
   }
   const pid_t pid = std::get<pid_t>(r);
   {
-    std::lock_guard rk(recv_mu_);
+    std::lock_guard rk(path_.reader);
     std::lock_guard lk(mu_);
     pid_ = pid;
     started_at_ = std::chrono::system_clock::now();
@@ -145,7 +145,7 @@ void unit::launch(launch_kind kind) {
     signal_all(SIGKILL);
     ::waitpid(pid, nullptr, 0);
     {
-      std::lock_guard rk(recv_mu_);
+      std::lock_guard rk(path_.reader);
       std::lock_guard lk(mu_);
       drop_channel_locked();
       pid_ = 0;

@@ -1,20 +1,12 @@
 // The reply fast path of a unit: sends from any thread (straight into the instance's ring when
 // it runs and nothing waits before them, else the bounded queue), the reply ring's reader
 // (drained by the loop, or by a caller of get() spinning on it), the queue's flush, hang
-// detection and the loop-thread sends of send_bytes_async(). Its locks: recv_mu_ (the reader)
+// detection and the loop-thread sends of send_bytes_async(). Its locks: path_.reader (the reader)
 // before mu_. See detail/unit.hpp.
 #include "procsup/supervisor/detail/unit.hpp"
 #include "unit_text.hpp"
 
 namespace procsup::detail {
-
-namespace {
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#endif
-}
-}  // namespace
 
 void unit::fail_all_locked(std::deque<pending_send>& q, const std::string& why) {
   for (auto& p : q) p.state->fail(why);
@@ -159,20 +151,20 @@ void unit::drain_locked() {
 }
 
 void unit::post_pump() {
-  if (pump_posted_.exchange(true)) return;
+  if (!path_.claim_pump()) return;
   loop_.post([weak = weak_from_this()] {
     if (auto self = weak.lock()) self->pump_channel();
   });
 }
 
 void unit::pump_channel() {
-  pump_posted_.store(false, std::memory_order_relaxed);
+  path_.pump_started();
   if (!has_channel()) return;
   ep_.clear_wake();
   std::string broken;
   bool ready_now = false;
   {
-    std::lock_guard rk(recv_mu_);
+    std::lock_guard rk(path_.reader);
     for (;;) {
       if (!has_channel()) return;
       drain_locked();
@@ -191,7 +183,7 @@ void unit::pump_channel() {
         // The loop listens for replies only when somebody waits for them in the kernel, while a
         // hang timer runs, or to catch the ready frame; a caller in get() reads the ring itself
         // (so a hot request/reply loop makes no wake-up per reply).
-        want_read = (phase_ == unit_phase::starting && !ready_now) || blocked_waiters_.load() > 0 ||
+        want_read = (phase_ == unit_phase::starting && !ready_now) || path_.someone_sleeps() ||
                     (spec_.request_timeout.count() > 0 && !inflight_.empty()) || !async_.empty();
       }
       if (!want_read && want_space == 0) break;
@@ -212,48 +204,23 @@ void unit::pump_channel() {
   complete_async();
 }
 
+// The ring as request_path::wait() reads it (path_.reader held for each call).
+struct unit::reply_ring {
+  unit& u;
+  void drain() { u.drain_locked(); }
+  bool open() const { return u.has_channel(); }
+  bool readable() const { return u.has_channel() && u.protocol_error_.empty(); }
+  bool arm_wakeup() { return u.ep_.arm_wakeup(0); }
+  bool needs_loop() const { return u.ready_seen_.load() || !u.protocol_error_.empty(); }
+  void post_pump() { u.post_pump(); }
+};
+
 bool unit::wait_reply(reply_state& st, std::chrono::nanoseconds timeout) {
   if (st.ready()) return true;
   if (loop_.in_loop_thread())
     throw std::logic_error("waiting for a reply on the supervisor's event-loop thread would deadlock");
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto spin = std::min(spec_.reply_spin, timeout.count() < 0 ? spec_.reply_spin : timeout);
-  if (spin.count() > 0 && recv_mu_.try_lock()) {
-    std::lock_guard rk(recv_mu_, std::adopt_lock);
-    while (!st.ready()) {
-      drain_locked();
-      if (st.ready() || !protocol_error_.empty() || !has_channel()) break;
-      if (std::chrono::steady_clock::now() - t0 >= spin) break;
-      for (int i = 0; i < 8; ++i) cpu_relax();
-    }
-    if (ready_seen_.load() || !protocol_error_.empty()) post_pump();
-  }
-  if (st.ready()) return true;
-  blocked_waiters_.fetch_add(1);
-  {
-    // Make sure the loop will be woken by the next reply: arm the reader, or drain what is there.
-    std::lock_guard rk(recv_mu_);
-    while (!st.ready() && has_channel()) {
-      drain_locked();
-      if (st.ready() || !protocol_error_.empty()) break;
-      if (ep_.arm_wakeup(0)) break;
-    }
-    if (!protocol_error_.empty() || ready_seen_.load())
-      loop_.post([weak = weak_from_this()] {
-        if (auto self = weak.lock()) self->pump_channel();
-      });
-  }
-  bool ok = st.ready();
-  if (!ok) {
-    if (timeout.count() < 0) {
-      ok = st.sleep(timeout);
-    } else {
-      auto left = timeout - (std::chrono::steady_clock::now() - t0);
-      ok = left.count() > 0 ? st.sleep(std::chrono::duration_cast<std::chrono::nanoseconds>(left)) : st.ready();
-    }
-  }
-  blocked_waiters_.fetch_sub(1);
-  return ok;
+  reply_ring ring{*this};
+  return path_.wait(st, timeout, ring);
 }
 
 void unit::ensure_hang_timer() {
@@ -278,7 +245,7 @@ void unit::ensure_hang_timer() {
 
 void unit::hang_check() {
   {
-    std::lock_guard rk(recv_mu_);
+    std::lock_guard rk(path_.reader);
     drain_locked();
   }
   complete_async();

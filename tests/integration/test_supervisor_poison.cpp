@@ -275,7 +275,9 @@ process<std::string, std::string> make_prefetcher(poison_state* shared, const st
   spec.body = [shared](ipc::endpoint& ep) { return prefetching_child(ep, shared); };
   auto u = std::make_shared<procsup::detail::unit>(procsup::detail::default_loop(), std::move(spec));
   u->on_end = [](procsup::detail::unit&, const procsup::detail::instance_end&) {
-    return procsup::detail::exit_decision{.what = procsup::detail::exit_decision::kind::restart};
+    procsup::detail::exit_decision d;
+    d.what = procsup::detail::exit_decision::kind::restart;
+    return d;
   };
   u->carry_out = [](procsup::detail::unit& x, const procsup::detail::exit_decision&) {
     x.launch(procsup::detail::launch_kind::restart_now);

@@ -6,10 +6,12 @@
 //
 // Its states and transitions are one table: detail/unit_phase.hpp (unit_step). unit.cpp is the
 // dispatch (on() and its actions), unit_launch.cpp the launch, unit_exit.cpp an instance's end,
-// unit_requests.cpp the reply fast path (sends, the reply ring, hang detection).
+// unit_requests.cpp the reply fast path (sends, the reply ring, hang detection), whose threading
+// (the reader's lock, how get() spins and then sleeps) is request_path (request_path.hpp).
 //
 // Threads: send_bytes(), wait_reply(), info() from any thread; everything else on the loop thread.
-// Locks: recv_mu_ (the reply ring's reader) is taken before mu_ (everything else).
+// Locks: path_.reader (the reply ring's reader, request_path.hpp) is taken before mu_
+// (everything else).
 #pragma once
 
 #include <atomic>
@@ -27,6 +29,7 @@
 
 #include "procsup/ipc/channel.hpp"
 #include "procsup/supervisor/cgroup.hpp"
+#include "procsup/supervisor/detail/request_path.hpp"
 #include "procsup/supervisor/detail/unit_phase.hpp"
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
@@ -238,7 +241,7 @@ class unit : public std::enable_shared_from_this<unit> {
   // `from`: the phase it launched from (or setup_failed); `ctx`: in the exit handler.
   void fail_launch(const launch_error& err, unit_phase from, exit_context* ctx);
   // A new instance's channel is set up: its ids start at 1 and its start frame (start_info) is
-  // the first frame in its ring (recv_mu_ and mu_ held).
+  // the first frame in its ring (path_.reader and mu_ held).
   void send_start_locked();
   void on_setup_report();
   void close_setup_report();
@@ -257,13 +260,14 @@ class unit : public std::enable_shared_from_this<unit> {
   // progress) is 0, the id it answered last, or the oldest request in flight; anything else fails
   // every request in flight (mu_ held).
   void requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted);
-  // The instance's channel and its epoll watch go (recv_mu_ and mu_ held).
+  // The instance's channel and its epoll watch go (path_.reader and mu_ held).
   void drop_channel_locked();
 
   // ---- the reply fast path (unit_requests.cpp)
+  struct reply_ring;                   // the ring as request_path::wait() uses it
   void pump_channel();                 // loop: the eventfd / posted: replies, ready, space, wakeups
   void post_pump();                    // any thread: pump_channel() on the loop, once
-  void drain_locked();                 // recv_mu_ held
+  void drain_locked();                 // path_.reader held
   void flush_pending_locked();         // mu_ held
   void hang_check();
   void ensure_hang_timer();
@@ -275,7 +279,7 @@ class unit : public std::enable_shared_from_this<unit> {
   event_loop& loop_;
   unit_spec spec_;
 
-  std::mutex recv_mu_;
+  request_path path_;  // the reply ring's reader lock (path_.reader, before mu_) and get()'s wait
   mutable std::mutex mu_;
   unit_phase phase_ = unit_phase::idle;  // mu_ (written on the loop thread only)
   stop_goal goal_ = stop_goal::stopped;  // the stop phases' goal (mu_)
@@ -295,20 +299,18 @@ class unit : public std::enable_shared_from_this<unit> {
   // handles it) instead of on the reply's path, where the caller of get() waits; or when the
   // instance ends. At most 64 of at most 4 KiB (mu_).
   std::vector<std::vector<std::byte>> retired_;
-  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (recv_mu_ + mu_)
+  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (path_.reader + mu_)
   std::uint64_t instances_ = 0;      // instances launched with a channel (start_info::instance)
   std::deque<pending_send> pending_;
   std::vector<std::function<void()>> stop_done_;  // the stop's waiters (loop thread)
 
   // set by readers (any thread), acted on by the loop
   std::atomic<bool> ready_seen_{false};
-  std::atomic<bool> pump_posted_{false};
-  std::atomic<int> blocked_waiters_{0};
   std::atomic<bool> hang_timer_on_{false};
-  std::string init_error_;     // error frame with id 0 (init failed); recv_mu_
-  std::string handler_error_;  // last error frame's message; recv_mu_
+  std::string init_error_;     // error frame with id 0 (init failed); path_.reader
+  std::string handler_error_;  // last error frame's message; path_.reader
   std::string kill_reason_;    // loop thread
-  std::string protocol_error_; // recv_mu_: the child broke the protocol
+  std::string protocol_error_; // path_.reader: the child broke the protocol
   std::string ready_how_;      // loop thread: the cause of the next ready event (mark_ready)
 
   std::vector<std::function<void(const std::string&)>> start_waiters_;
