@@ -18,7 +18,8 @@
 namespace procsup {
 
 namespace {
-// glibc 2.36's <sys/pidfd.h> lacks extern "C" (PITFALLS.md 11): call the syscall directly.
+// glibc 2.36's <sys/pidfd.h> lacks extern "C" (its declarations get C++ linkage): call the
+// syscall directly.
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 }  // namespace
 
@@ -182,19 +183,23 @@ void event_loop::run_timers() {
   arm_timerfd();
 }
 
+void exit_context::reap_now() { loop_.reap_exited(); }
+void exit_context::defer(std::function<void()> fn) { loop_.after_exit_handlers(std::move(fn)); }
+
 void event_loop::watch_child(pid_t pid, exit_handler on_exit) {
-  if (auto err = try_watch_child(pid, std::move(on_exit)))
+  if (auto err = try_watch_child(pid, [h = std::move(on_exit)](int status, exit_context&) { h(status); }))
     throw std::system_error(*err, std::generic_category(), "pidfd_open(" + std::to_string(pid) + ")");
 }
 
-std::optional<int> event_loop::try_watch_child(pid_t pid, exit_handler on_exit) {
+std::optional<int> event_loop::try_watch_child(pid_t pid, exit_handler_with_context on_exit) {
   int fd = pidfd_open(pid);
   if (fd < 0) {
     const int error = errno;
     // Already reaped elsewhere or gone: report what we can.
     int status = 0;
     if (error != EMFILE && error != ENFILE && error != ENOMEM && ::waitpid(pid, &status, WNOHANG) == pid) {
-      on_exit(status);
+      exit_context ctx(*this);
+      on_exit(status, ctx);
       return std::nullopt;
     }
     return error;
@@ -253,8 +258,9 @@ void event_loop::dispatch_exit(pid_t pid, int status) {
     reap_exited();
     if (--exit_depth_ == 0) run_deferred();
   };
+  exit_context ctx(*this);
   try {
-    handler(status);
+    handler(status, ctx);
   } catch (...) {
     finish();
     throw;
@@ -277,7 +283,7 @@ void event_loop::close_exited_pidfd() {
   sys::close_fd(fd);
 }
 
-void event_loop::defer(std::function<void()> fn) {
+void event_loop::after_exit_handlers(std::function<void()> fn) {
   if (exit_depth_ > 0) {
     deferred_.push_back(std::move(fn));
   } else {

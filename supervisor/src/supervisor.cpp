@@ -1,23 +1,18 @@
-// The supervisor: carries out its restart_governor's answers (restart a group after a delay,
-// stop, escalate, go fatal, give up) on real children, and nesting. All state lives on the loop
-// thread; the public methods post there. See supervisor.hpp.
+// The supervisor's public face: spawning, control by id, stopping; and the standalone process
+// helpers. All state lives on the loop thread in supervisor_core (supervisor_core.hpp); the
+// public methods post there. See supervisor.hpp.
 #include "procsup/supervisor/supervisor.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <unordered_map>
 #include <future>
+#include <mutex>
 
-#include "procsup/supervisor/restart_governor.hpp"
+#include "supervisor_core.hpp"
 
 namespace procsup::detail {
-
-using steady = std::chrono::steady_clock;
 
 event_loop& default_loop() {
   // One loop thread for every standalone process and every supervisor without a loop of its
@@ -68,334 +63,11 @@ void stop_and_wait(const std::shared_ptr<unit>& u) {
 }
 
 void make_standalone(const std::shared_ptr<unit>& u) {
-  u->set_strategy(strategy::stop);
+  // No owner hooks: an instance's end is final (stopped if clean, else failed).
   u->emit = [](const lifecycle_event& e) {
     if (e.kind == event_kind::crashed) spdlog::warn("{} (pid {}) crashed: {}", e.process_id, e.pid, e.cause);
   };
 }
-
-// ------------------------------------------------------------------ supervisor_core
-
-class supervisor_core : public std::enable_shared_from_this<supervisor_core> {
- public:
-  supervisor_core(supervisor_options o, event_loop& l)
-      : opt(std::move(o)), loop(l), governor(opt.policy, opt.intensity, opt.period, opt.backoff) {}
-
-  // The mechanism side of a child; what its failures mean (strategy, budgets, backoff) is in
-  // the governor under the same slot.
-  struct child {
-    std::shared_ptr<unit> u;
-    std::shared_ptr<supervisor_core> sub;
-    std::size_t slot = 0;  // its index in children and in the governor
-    event_loop::timer_id restart_timer = 0;
-    steady::time_point started{};
-    bool removed = false;
-    const std::string& id() const { return u ? u->id() : sub->opt.name; }
-  };
-
-  // Waves of children to stop (indices): a wave is stopped together, the next once it is reaped.
-  using stop_plan = std::vector<std::vector<std::size_t>>;
-
-  // As given. Its policy, intensity, period and backoff are the governor's from then on.
-  supervisor_options opt;
-  event_loop& loop;
-  // Strategies, budgets, intensity, backoff and group choice: the one place restarts are decided.
-  restart_governor governor;
-  std::weak_ptr<supervisor_core> parent;
-  std::deque<child> children;
-  std::unordered_map<std::string, std::vector<std::size_t>> by_id;  // indices into children, by id
-  bool stopped = false;  // stop() was called: final
-  bool down = false;     // gave up / escalated: children stopped until a parent restarts us
-  bool gave_up = false;
-  steady::time_point started = steady::now();
-
-  void emit(lifecycle_event e) {
-    // The sink is called now (it may act before a restart); the log line may wait until the
-    // restart is launched (event_loop::defer).
-    if (opt.log)
-      loop.defer([name = opt.name, e] {
-        const bool bad = e.kind == event_kind::gave_up || e.kind == event_kind::escalated || e.kind == event_kind::fatal;
-        auto level = e.kind == event_kind::crashed || e.kind == event_kind::spawn_failed ? spdlog::level::warn
-                     : bad                                                               ? spdlog::level::err
-                                                                                         : spdlog::level::info;
-        spdlog::log(level, "[{}] {} {}{}{}{}", name, e.process_id, to_string(e.kind),
-                    e.pid ? fmt::format(" pid={}", e.pid) : std::string(),
-                    e.kind == event_kind::restarting ? fmt::format(" in {} ms", e.delay.count()) : std::string(),
-                    e.cause.empty() ? std::string() : ": " + e.cause);
-      });
-    if (opt.emit) {
-      try {
-        opt.emit(e);
-      } catch (const std::exception& ex) {
-        spdlog::error("[{}] event sink threw: {}", opt.name, ex.what());
-      }
-    }
-  }
-
-  lifecycle_event event(event_kind k, const std::string& id, pid_t pid, std::string cause, int restarts = 0) {
-    lifecycle_event e;
-    e.kind = k;
-    e.process_id = id;
-    e.pid = pid;
-    e.time = std::chrono::system_clock::now();
-    e.cause = std::move(cause);
-    e.restarts = restarts;
-    return e;
-  }
-
-  // The first child named `id` not removed yet. Indexed (it runs twice on every restart: a
-  // linear search was the most expensive part of procsup's own code there with 100 programs).
-  child* find(const std::string& id) {
-    const auto it = by_id.find(id);
-    if (it == by_id.end()) return nullptr;
-    for (std::size_t i : it->second)
-      if (!children[i].removed) return &children[i];
-    return nullptr;
-  }
-  // Every child is added here (children only grow; removal is a flag).
-  void add(child c, restart_governor::child_config config) {
-    c.slot = governor.add(std::move(config));
-    by_id[c.id()].push_back(c.slot);
-    children.push_back(std::move(c));
-  }
-
-  // Child `c` is gone for good: find() skips it and the governor never restarts it again (nor
-  // takes it along in a sibling's group).
-  void mark_removed(child& c) {
-    c.removed = true;
-    governor.retire(c.slot);
-  }
-
-  void refuse_if_stopped() const {
-    if (stopped) throw process_error("supervisor " + opt.name + " is stopped");
-  }
-
-  // The waiter of child `id`'s first start (spawn, spawn_many): a child that never started is
-  // not kept, and `then` gets "" or the error after the handler that reported it has finished
-  // (its spawn_failed event included).
-  std::function<void(const std::string&)> first_start_waiter(std::string id,
-                                                             std::function<void(const std::string&)> then) {
-    return [self = shared_from_this(), id = std::move(id), then = std::move(then)](const std::string& err) {
-      if (!err.empty())
-        if (auto* c = self->find(id)) self->mark_removed(*c);
-      self->loop.post([then, err] { then(err); });
-    };
-  }
-
-  void adopt(const std::shared_ptr<unit>& u, restart_governor::child_config config) {
-    u->set_strategy(config.on_failure);
-    std::weak_ptr<supervisor_core> weak = weak_from_this();
-    u->emit = [weak](const lifecycle_event& e) {
-      if (auto self = weak.lock()) self->emit(e);
-    };
-    const std::string id = u->id();
-    u->on_end = [weak, id](unit& x, const instance_end& end) {
-      if (auto self = weak.lock()) self->child_ended(x, id, end);
-    };
-    u->on_launch_failed = [weak, id](unit& x, const launch_error& err) {
-      if (auto self = weak.lock()) self->launch_failed(x, id, err);
-    };
-    child c;
-    c.u = u;
-    c.started = steady::now();
-    add(std::move(c), std::move(config));
-  }
-
-  // ---- failures
-
-  void child_ended(unit& u, const std::string& id, const instance_end& end) {
-    child* c = find(id);
-    if (c == nullptr || stopped || down) {
-      u.set_final(end.clean ? process_state::stopped : process_state::failed, "process " + id + " " + end.cause);
-      return;
-    }
-    handle_failure(*c, {.clean = end.clean, .uptime = end.uptime}, end.cause);
-  }
-
-  void launch_failed(unit& u, const std::string& id, const launch_error& err) {
-    child* c = find(id);
-    emit(event(event_kind::spawn_failed, id, 0, err.message, u.info().restart_count));
-    if (c == nullptr || stopped || down) {
-      u.set_final(process_state::failed, "process " + id + " could not start: " + err.message);
-      return;
-    }
-    const bool transient = (err.stage == "fork" || err.stage == "channel" || err.stage == "pipe" || err.stage == "pidfd" || err.stage == "cgroup") &&
-                           (err.error == EAGAIN || err.error == ENOMEM || err.error == EMFILE || err.error == ENFILE);
-    if (transient) {
-      // Out of processes or memory for now: retry with backoff; not the child's fault, so it
-      // does not count toward restart intensity.
-      schedule_launch(*c, governor.retry_delay(c->slot));
-      return;
-    }
-    handle_failure(*c, {.clean = false, .uptime = steady::duration::zero()}, "could not start: " + err.message);
-  }
-
-  // Child `c`'s instance failed, or exited cleanly, and nobody asked for it: carries out the
-  // governor's answer. `why` is how it ended ("killed by SIGSEGV", "exited with code 0").
-  void handle_failure(child& c, restart_governor::ending how, const std::string& why) {
-    const std::string id = c.id();
-    const std::string cause = how.clean ? "exited (" + why + "), restart_on_exit" : why;
-    const restart_decision d = governor.decide(c.slot, how, steady::now());
-    switch (d.what) {
-      case restart_decision::kind::restart:
-        restart_group(c.slot, d, cause);
-        return;
-      case restart_decision::kind::stop:
-        if (d.clean) {
-          if (c.u) c.u->set_final(process_state::stopped, "process " + id + " exited");
-          emit(event(event_kind::stopped, id, 0, why, c.u ? c.u->info().restart_count : 0));
-        } else {
-          if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
-          emit(event(event_kind::stopped, id, 0, cause));
-        }
-        return;
-      case restart_decision::kind::escalate:
-        if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
-        emit(event(event_kind::escalated, id, 0, cause));
-        go_down(false, "child " + id + " failed: " + cause);
-        return;
-      case restart_decision::kind::fatal:
-        if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-        if (c.u) c.u->set_final(process_state::fatal, "process " + id + " is fatal: " + cause);
-        emit(event(event_kind::fatal, id, 0, d.limit.describe() + " (last: " + cause + ")",
-                   c.u ? c.u->info().restart_count : 0));
-        return;
-      case restart_decision::kind::give_up:
-        if (c.u) c.u->set_final(process_state::failed, "process " + id + " failed: " + cause);
-        go_down(true, "restart intensity exceeded: " + d.limit.describe() + " (last: " + id + " " + cause + ")");
-        return;
-    }
-  }
-
-  // Restarts d.group after d.delay: each member is marked restarting (sends queue up), the
-  // running siblings are stopped wave by wave (d.stop_first), then the group starts in order.
-  void restart_group(std::size_t failed_at, const restart_decision& d, const std::string& cause) {
-    for (auto i : d.group) {
-      auto& m = children[i];
-      if (m.restart_timer) loop.cancel_timer(std::exchange(m.restart_timer, 0));
-      if (m.u) m.u->set_restarting();
-      lifecycle_event e = event(event_kind::restarting, m.id(), 0,
-                                i == failed_at ? cause : "sibling " + children[failed_at].id() + " failed", 0);
-      if (m.u) e.restarts = m.u->info().restart_count;
-      e.delay = d.delay;
-      emit(e);
-    }
-    auto self = shared_from_this();
-    auto relaunch = [self, group = d.group, delay = d.delay] {
-      for (auto i : group) self->schedule_launch(self->children[i], delay, true);
-    };
-    stop_sequence(std::make_shared<const stop_plan>(d.stop_first), 0, relaunch, true);
-  }
-
-  // Stops the children of (*waves)[k], then of the waves after it, one wave after the other;
-  // then calls done. The governor makes the waves (restart_governor::stop_waves): the instances
-  // of one program share a stop group and do not depend on each other.
-  void stop_sequence(std::shared_ptr<const stop_plan> waves, std::size_t k, std::function<void()> done,
-                     bool restarting) {
-    if (k == waves->size()) {
-      done();
-      return;
-    }
-    const std::vector<std::size_t>& wave = (*waves)[k];
-    auto self = shared_from_this();
-    auto left = std::make_shared<std::size_t>(wave.size());
-    auto next = [self, waves, k, done, restarting, left] {
-      if (--*left == 0) self->stop_sequence(waves, k + 1, done, restarting);
-    };
-    for (std::size_t i : wave) {
-      auto& c = children[i];
-      if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-      if (c.u) {
-        c.u->request_stop(next, restarting);
-      } else {
-        c.sub->stop_all(next);
-      }
-    }
-  }
-
-  // Starts a new instance of `c` now: a unit launches; a nested supervisor restarts its children.
-  void relaunch(child& c, bool counts_as_restart) {
-    c.started = steady::now();
-    if (c.u) {
-      if (counts_as_restart) c.u->count_restart();
-      c.u->launch();
-    } else {
-      c.sub->restart_all();
-    }
-  }
-
-  void schedule_launch(child& c, std::chrono::milliseconds delay, bool counts_as_restart = false) {
-    const std::string id = c.id();
-    auto self = shared_from_this();
-    auto go = [self, id, counts_as_restart] {
-      child* x = self->find(id);
-      if (x == nullptr || self->stopped || self->down) return;
-      x->restart_timer = 0;
-      self->relaunch(*x, counts_as_restart);
-    };
-    if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-    if (delay.count() <= 0) {
-      go();
-    } else {
-      c.restart_timer = loop.add_timer(delay, go);
-    }
-  }
-
-  // Gave up (restart intensity) or a child escalated: stop everything, then tell the parent.
-  void go_down(bool intensity, const std::string& cause) {
-    if (down || stopped) return;
-    down = true;
-    gave_up = gave_up || intensity;
-    if (intensity) emit(event(event_kind::gave_up, opt.name, 0, cause));
-    auto self = shared_from_this();
-    stop_all([self, cause] { self->escalate_up(cause); });
-  }
-
-  void escalate_up(const std::string& cause) {
-    if (auto p = parent.lock()) {
-      p->sub_failed(this, "supervisor " + opt.name + " failed: " + cause);
-    } else {
-      emit(event(event_kind::escalated, opt.name, 0, cause));
-      if (opt.on_escalate) opt.on_escalate(cause);
-    }
-  }
-
-  void sub_failed(supervisor_core* sub, const std::string& cause) {
-    for (auto& c : children)
-      if (c.sub.get() == sub && !c.removed) {
-        if (stopped || down) return;
-        handle_failure(c, {.clean = false, .uptime = steady::now() - c.started}, cause);
-        return;
-      }
-  }
-
-  // ---- stop / restart of the whole supervisor
-
-  void stop_all(std::function<void()> done) {
-    std::vector<std::size_t> idx;
-    for (std::size_t i = children.size(); i-- > 0;)
-      if (!children[i].removed) idx.push_back(i);
-    for (auto& c : children)
-      if (c.restart_timer) loop.cancel_timer(std::exchange(c.restart_timer, 0));
-    stop_sequence(std::make_shared<const stop_plan>(governor.stop_waves(idx)), 0, std::move(done), false);
-  }
-
-  void restart_all() {
-    down = false;
-    governor.reset_all();
-    started = steady::now();
-    for (auto& c : children) {
-      if (!c.removed) relaunch(c, true);
-    }
-  }
-
-  process_info info_as_child() const {
-    process_info i;
-    i.id = opt.name;
-    i.state = stopped ? process_state::stopped : down ? process_state::failed : process_state::running;
-    return i;
-  }
-};
 
 }  // namespace procsup::detail
 
@@ -569,7 +241,6 @@ void supervisor::supervise_id(const std::string& id, strategy s) {
     auto* c = core->find(id);
     if (c == nullptr) throw std::invalid_argument("supervisor " + core->opt.name + " has no child " + id);
     core->governor.set_strategy(c->slot, s);
-    if (c->u) c->u->set_strategy(s);
   });
 }
 
@@ -625,7 +296,7 @@ bool supervisor::start_child(const std::string& id) {
     if (c->u && c->u->pid() == 0) {
       core->governor.reset(c->slot);  // started by hand: a fatal program gets its whole budget again
       c->started = std::chrono::steady_clock::now();
-      c->u->launch();
+      c->u->launch(detail::launch_kind::first_start);
     } else if (c->sub && c->sub->down) {
       c->sub->restart_all();
     }
@@ -667,7 +338,7 @@ bool supervisor::restart_child(const std::string& id) {
     auto relaunch = [core, id, on_loop, &done] {
       if (auto* x = core->find(id); x != nullptr && !core->stopped) {
         core->governor.reset(x->slot);
-        core->relaunch(*x, true);
+        core->relaunch(*x, detail::launch_kind::restart);
       }
       if (!on_loop) done.set_value();
     };
@@ -699,7 +370,6 @@ bool supervisor::remove_child(const std::string& id, std::function<void()> done)
     if (c == nullptr) return false;
     if (c->restart_timer) core->loop.cancel_timer(std::exchange(c->restart_timer, 0));
     core->governor.retire(c->slot);  // it stays down and no sibling's restart revives it
-    if (c->u) c->u->set_strategy(strategy::stop);
     // Found again by identity once stopped: the deque may have grown meanwhile.
     auto forget = [core, u = c->u, sub = c->sub, done = std::move(done), on_loop, &removed] {
       for (auto& x : core->children)

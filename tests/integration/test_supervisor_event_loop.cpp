@@ -25,22 +25,19 @@ using strings = std::vector<std::string>;
 TEST_F(event_loop_exit, deferred_work_runs_after_the_exit_handler_in_the_order_deferred) {
   procsup::event_loop loop;
   strings order;
-  loop.defer([&] { order.push_back("outside a handler"); });
+  loop.after_exit_handlers([&] { order.push_back("outside a handler"); });
   EXPECT_EQ(order, strings{"outside a handler"});  // at once
-  EXPECT_FALSE(loop.in_exit_handler());
 
   const pid_t pid = procsup::testing::fork_child([] { return 3; });
   int seen_status = -1;
   loop.watch_child(pid, [&](int status) {
     seen_status = status;
-    EXPECT_TRUE(loop.in_exit_handler());
     order.push_back("handler begins");
-    loop.defer([&] {
-      EXPECT_FALSE(loop.in_exit_handler());
+    loop.after_exit_handlers([&] {
       order.push_back("first deferred");
-      loop.defer([&] { order.push_back("deferred by the first"); });  // no handler now: at once
+      loop.after_exit_handlers([&] { order.push_back("deferred by the first"); });  // no handler now: at once
     });
-    loop.defer([&] {
+    loop.after_exit_handlers([&] {
       order.push_back("second deferred");
       loop.stop();
     });
@@ -51,7 +48,6 @@ TEST_F(event_loop_exit, deferred_work_runs_after_the_exit_handler_in_the_order_d
   EXPECT_TRUE(WIFEXITED(seen_status) && WEXITSTATUS(seen_status) == 3);
   EXPECT_EQ(order, (strings{"outside a handler", "handler begins", "handler ends", "first deferred",
                             "deferred by the first", "second deferred"}));
-  EXPECT_FALSE(loop.in_exit_handler());
 }
 
 // True while `pid` is an unreaped child that has exited (a zombie), looked at without reaping.
@@ -105,7 +101,7 @@ TEST_F(event_loop_exit, a_handler_that_does_not_reap_leaves_no_zombie_when_it_re
   int seen = -1;
   loop.watch_child(pid, [&](int status) {
     seen = status;
-    loop.defer([&] {
+    loop.after_exit_handlers([&] {
       EXPECT_FALSE(is_unreaped_zombie(pid));  // the deferred work comes after the reap
       EXPECT_EQ(open_pidfds(), 0);            // and after the pidfd's close
       loop.stop();
@@ -123,12 +119,11 @@ TEST_F(event_loop_exit, work_deferred_by_a_throwing_handler_still_runs) {
   const pid_t pid = procsup::testing::fork_child([] { return 0; });
   bool ran = false;
   loop.watch_child(pid, [&](int) {
-    loop.defer([&] { ran = true; });
+    loop.after_exit_handlers([&] { ran = true; });
     throw std::runtime_error("handler failed");
   });
   EXPECT_THROW(loop.run(), std::runtime_error);
   EXPECT_TRUE(ran);
-  EXPECT_FALSE(loop.in_exit_handler());
 }
 
 }  // namespace

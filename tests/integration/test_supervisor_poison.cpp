@@ -274,9 +274,13 @@ process<std::string, std::string> make_prefetcher(poison_state* shared, const st
   auto spec = procsup::detail::make_spec(process_options{.name = name}, "process");
   spec.body = [shared](ipc::endpoint& ep) { return prefetching_child(ep, shared); };
   auto u = std::make_shared<procsup::detail::unit>(procsup::detail::default_loop(), std::move(spec));
-  u->on_end = [](procsup::detail::unit& x, const procsup::detail::instance_end&) {
-    x.count_restart();
-    x.launch();
+  u->on_end = [](procsup::detail::unit&, const procsup::detail::instance_end&) {
+    procsup::detail::exit_decision d;
+    d.what = procsup::detail::exit_decision::kind::restart;
+    return d;
+  };
+  u->carry_out = [](procsup::detail::unit& x, const procsup::detail::exit_decision&) {
+    x.launch(procsup::detail::launch_kind::restart_now);
   };
   process<std::string, std::string> p(u);
   p.start();

@@ -4,6 +4,10 @@
 
 #include <sys/wait.h>
 
+#include <future>
+#include <mutex>
+#include <vector>
+
 #include "helpers/supervisor_support.hpp"
 
 namespace {
@@ -61,6 +65,57 @@ TEST_F(process_stop, a_child_that_ignores_shutdown_is_sigtermed_then_sigkilled_a
   // Reaped: the pid is no child of ours any more (the fixture checks the same for all tests).
   EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
+}
+
+// info() names the stop phase (systemd's names): the shutdown frame, then SIGTERM, then SIGKILL;
+// and the unit's transitions follow its table (detail/unit_phase.hpp) on the way.
+TEST_F(process_stop, info_names_each_stop_phase_of_a_child_that_ignores_shutdown_and_sigterm) {
+  using procsup::detail::unit_event;
+  using procsup::detail::unit_phase;
+  shared_object<shared_state> shared;
+  auto p = create_process(stubborn{shared.get()}, {.shutdown_timeout = 400ms});
+  struct step {
+    unit_phase from;
+    unit_event ev;
+    unit_phase to;
+    bool operator==(const step&) const = default;
+  };
+  std::mutex mu;
+  std::vector<step> steps;
+  // Set before the unit runs; called on the loop thread.
+  p.core()->on_transition = [&](unit_phase from, unit_event ev, unit_phase to) {
+    std::lock_guard lk(mu);
+    steps.push_back({from, ev, to});
+  };
+  p.start();
+  EXPECT_EQ(p.info().phase, "running");
+  auto stuck = p.send("hold on");  // handle() never returns: the shutdown frame is never read
+  std::promise<void> stopped;
+  auto done = stopped.get_future();
+  // On the loop: once call() returns, the stop is under way.
+  p.core()->loop().call([&] { p.core()->request_stop([&] { stopped.set_value(); }); });
+  EXPECT_EQ(p.info().phase, "stop_shutdown");
+  EXPECT_EQ(p.state(), process_state::stopping);
+  ASSERT_TRUE(eventually([&] { return shared->sigterm_seen.load() == 1; }));
+  EXPECT_EQ(p.info().phase, "stop_sigterm");  // SIGTERM is sent once in the phase (one timeout)
+  EXPECT_EQ(p.state(), process_state::stopping);
+  ASSERT_EQ(done.wait_for(k_wait), std::future_status::ready);
+  EXPECT_EQ(p.info().phase, "stopped");
+  EXPECT_EQ(p.state(), process_state::stopped);
+  EXPECT_TRUE(contains(failure_of(stuck), "SIGKILL"));
+  std::lock_guard lk(mu);
+  const std::vector<step> want{
+      {unit_phase::idle, unit_event::launch, unit_phase::starting},
+      {unit_phase::starting, unit_event::ready, unit_phase::running},
+      {unit_phase::running, unit_event::stop_requested, unit_phase::stop_shutdown},
+      {unit_phase::stop_shutdown, unit_event::stop_timeout, unit_phase::stop_sigterm},
+      {unit_phase::stop_sigterm, unit_event::stop_timeout, unit_phase::stop_sigkill},
+      {unit_phase::stop_sigkill, unit_event::exited, unit_phase::stopped},
+  };
+  ASSERT_EQ(steps.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(steps[i] == want[i]) << "step " << i << ": " << to_string(steps[i].from) << " × "
+                                     << to_string(steps[i].ev) << " → " << to_string(steps[i].to);
 }
 
 class supervisor_stop : public supervisor_test {};

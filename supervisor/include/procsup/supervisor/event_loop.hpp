@@ -23,12 +23,33 @@
 
 namespace procsup {
 
+class event_loop;
+
+// What an exit handler (event_loop::try_watch_child) may do about the exit it handles: its
+// child is still a zombie and its pidfd open while the handler runs, so that a restart launched
+// from it waits neither for the kernel to release the dead task nor for the pidfd's release.
+class exit_context {
+ public:
+  // Reaps the child and closes its pidfd now (before telling anyone else it is gone); once.
+  // Else the loop does it when the next launch is on its way or the handler returns.
+  void reap_now();
+  // Runs `fn` once the handler (and every exit handler it is nested in) has returned: work a
+  // restart need not wait for (log lines).
+  void defer(std::function<void()> fn);
+
+ private:
+  friend class event_loop;
+  explicit exit_context(event_loop& loop) : loop_(loop) {}
+  event_loop& loop_;
+};
+
 class event_loop {
  public:
   using clock = std::chrono::steady_clock;
   using timer_id = std::uint64_t;
   using fd_handler = std::function<void(std::uint32_t epoll_events)>;
   using exit_handler = std::function<void(int wait_status)>;
+  using exit_handler_with_context = std::function<void(int wait_status, exit_context& ctx)>;
 
   event_loop();
   ~event_loop();
@@ -69,17 +90,15 @@ class event_loop {
   void cancel_timer(timer_id id);
 
   // Calls `on_exit` once with the wait status when `pid` (our child) has exited. Uses a pidfd,
-  // so it works in a library without touching SIGCHLD. The child may still be a zombie while
-  // on_exit runs (its pid is not reused meanwhile), and its pidfd still open: on_exit calls
-  // reap_exited() before it tells anyone else that the child is gone, and the loop does it when
-  // on_exit returns. So a restart launched from on_exit waits neither for the kernel to release
-  // the dead task nor for the pidfd's release.
+  // so it works in a library without touching SIGCHLD. The child is reaped when on_exit returns.
   void watch_child(pid_t pid, exit_handler on_exit);
-  // The same, but a pidfd that cannot be had (EMFILE) is returned as its errno instead of
-  // thrown: the caller decides (a supervisor kills that child: what it cannot watch must not run).
-  std::optional<int> try_watch_child(pid_t pid, exit_handler on_exit);
-  // In an exit handler: reaps its child and closes its pidfd now if that has not happened.
-  // Elsewhere: nothing.
+  // The same for a supervisor's child: on_exit gets an exit_context (the child is still a zombie
+  // while it runs: reap_now() before telling anyone else it is gone), and a pidfd that cannot be
+  // had (EMFILE) is returned as its errno instead of thrown: the caller decides (a supervisor
+  // kills that child: what it cannot watch must not run).
+  std::optional<int> try_watch_child(pid_t pid, exit_handler_with_context on_exit);
+  // Within an exit handler (and what it calls: a launch of the next instance): reaps its child
+  // and closes its pidfd now if that has not happened. Elsewhere: nothing.
   void reap_exited();
   // Forgets a child without reaping it (it must be reaped some other way).
   void forget_child(pid_t pid);
@@ -92,10 +111,10 @@ class event_loop {
 
   // Work that a restart need not wait for (log lines): inside an exit handler (watch_child,
   // and what it calls) `fn` runs when that handler has returned, in the order deferred;
-  // anywhere else it runs now. Loop thread only.
-  void defer(std::function<void()> fn);
-  // True while an exit handler runs: what it launches is a restart.
-  bool in_exit_handler() const noexcept { return exit_depth_ > 0; }
+  // anywhere else it runs now. Loop thread only. (exit_context::defer from the handler itself.)
+  void after_exit_handlers(std::function<void()> fn);
+  // The former name of after_exit_handlers() (the daemon's runner still calls it).
+  void defer(std::function<void()> fn) { after_exit_handlers(std::move(fn)); }
 
   // Number of timers pending (for tests and the "no timers while idle" claim).
   std::size_t timer_count() const noexcept { return timers_.size(); }
@@ -121,15 +140,16 @@ class event_loop {
   std::unordered_map<timer_id, std::multimap<clock::time_point, timer>::iterator> timer_index_;
   timer_id next_timer_ = 1;
   clock::time_point armed_for_{};
-  struct child { int pidfd; exit_handler on_exit; };
+  struct child { int pidfd; exit_handler_with_context on_exit; };
   std::unordered_map<pid_t, child> children_;
   std::function<void(const signalfd_siginfo&)> on_signal_;
   std::function<void(pid_t, int)> on_orphan_;
   bool reap_any_ = false;
-  int exit_depth_ = 0;  // exit handlers running (defer() queues while > 0)
+  int exit_depth_ = 0;  // exit handlers running (after_exit_handlers() queues while > 0)
   pid_t unreaped_ = 0;       // the exited child whose handler runs, until reap_exited()
   int exited_pidfd_ = -1;    // its pidfd (out of the tables, still open), until reap_exited()
   std::vector<std::function<void()>> deferred_;
+  friend class exit_context;
 
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;

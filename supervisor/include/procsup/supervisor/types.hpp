@@ -61,12 +61,15 @@ using event_sink = std::function<void(const lifecycle_event&)>;
 struct process_info {
   std::string id;
   process_state state = process_state::stopped;
+  // The unit's detailed state (detail/unit_phase.hpp): "running", "stop_sigterm", "stop_sigkill",
+  // "restarting", ... ("" for a nested supervisor).
+  std::string phase;
   pid_t pid = 0;  // 0 when not running
   std::chrono::system_clock::time_point started_at{};
   int restart_count = 0;
   std::string last_error;   // how the last instance failed ("" if never)
   int last_exit_status = -1;  // raw wait status of the last instance (-1: none yet)
-  strategy on_failure = strategy::restart;
+  strategy on_failure = strategy::restart;  // as supervisor::children() tells (its owner's)
 };
 
 // The error a send, start or stop fails with. what() names the process and the cause.

@@ -1,10 +1,17 @@
 // The parent-side core of one supervised unit (a forked behavior or an exec'd program) across
 // its incarnations: launch, the channel, requests in flight, the bounded queue of sends made
 // while it (re)starts, hang detection, graceful stop. Owned by a process handle or a supervisor;
-// the owner decides what happens when an instance ends (on_end).
+// the owner answers each end of an instance with an exit_decision (on_end) and then carries out
+// its part (carry_out).
+//
+// Its states and transitions are one table: detail/unit_phase.hpp (unit_step). unit.cpp is the
+// dispatch (on() and its actions), unit_launch.cpp the launch, unit_exit.cpp an instance's end,
+// unit_requests.cpp the reply fast path (sends, the reply ring, hang detection), whose threading
+// (the reader's lock, how get() spins and then sleeps) is request_path (request_path.hpp).
 //
 // Threads: send_bytes(), wait_reply(), info() from any thread; everything else on the loop thread.
-// Locks: recv_mu_ (the reply ring's reader) is taken before mu_ (everything else).
+// Locks: path_.reader (the reply ring's reader, request_path.hpp) is taken before mu_
+// (everything else).
 #pragma once
 
 #include <atomic>
@@ -22,6 +29,8 @@
 
 #include "procsup/ipc/channel.hpp"
 #include "procsup/supervisor/cgroup.hpp"
+#include "procsup/supervisor/detail/request_path.hpp"
+#include "procsup/supervisor/detail/unit_phase.hpp"
 #include "procsup/supervisor/event_loop.hpp"
 #include "procsup/supervisor/launcher.hpp"
 #include "procsup/supervisor/types.hpp"
@@ -88,38 +97,48 @@ struct instance_end {
   std::chrono::steady_clock::duration uptime{};
 };
 
+// How a launch came about: a first start (or one by hand), a launch retried after a refused
+// fork (not counted), a restart (counted: restart_count), or a restart at once from the exit
+// handler of the instance it replaces (the loop then yields to the new instance after its exec:
+// launch_exec's child_first).
+enum class launch_kind : std::uint8_t { first_start, retry, restart, restart_now };
+
 class unit : public std::enable_shared_from_this<unit> {
  public:
   unit(event_loop& loop, unit_spec spec);
   ~unit();
 
-  // Owner hooks, called on the loop thread without locks held.
-  std::function<void(unit&, const instance_end&)> on_end;
-  std::function<void(unit&)> on_ready;
-  std::function<void(unit&, const launch_error&)> on_launch_failed;
+  // Owner hooks, called on the loop thread without locks held. An instance's end (or a failed
+  // launch) is answered by on_end (on_launch_failed) with a decision, which the unit applies to
+  // itself (its phase, the queue); then carry_out lets the owner do its part (its events, the
+  // group, the backoff timer, the next launch). Without hooks: final, stopped if clean.
+  std::function<exit_decision(unit&, const instance_end&)> on_end;
+  std::function<exit_decision(unit&, const launch_error&)> on_launch_failed;
+  std::function<void(unit&, const exit_decision&)> carry_out;
   event_sink emit;
+  // Every transition taken by the loop thread (from, event, to), after its action: for tracing
+  // and tests. (The reader's error_frame transition, on any thread, is not told.)
+  std::function<void(unit_phase from, unit_event ev, unit_phase to)> on_transition;
 
   // ---- loop thread ----
-  void launch();
+  void launch(launch_kind kind = launch_kind::first_start);
   // Stops the current instance gracefully; `done` runs once it is reaped (at once if none).
   // With `for_restart` (a group restart stops a sibling to start it again), sends keep queueing
   // (state starting) through the stop and go to the next instance instead of failing.
   void request_stop(std::function<void()> done, bool for_restart = false);
-  // Between instances: sends queue up again (state starting) until the next launch is ready.
-  void set_restarting();
-  // Final: state `s` (stopped or failed); queued sends fail with `why`.
-  void set_final(process_state s, const std::string& why);
+  // The owner will restart it (a group restart): sends queue up (state starting) until the next
+  // launch is ready.
+  void set_restarting() { on(unit_event::will_restart); }
   void signal(int sig);  // to the instance's process group
   // Stop signals: the process group and every process in the cgroup (SIGKILL: cgroup.kill).
   void signal_all(int sig);
-  void count_restart() { std::lock_guard lk(mu_); ++restarts_; }
   // Owner hooks for spec().ready_later (the daemon's readiness rules), loop thread:
   // the instance with main process `pid` is ready (`how` is the ready event's cause); a stale pid
   // (a previous instance) or a unit not starting is ignored.
   void mark_ready(pid_t pid, std::string how);
   // Kills the current instance (SIGKILL, everything of it); its end carries `cause` ("watchdog
   // timeout", "unhealthy: ...") and is handled as a failure.
-  void kill_with_cause(std::string cause) { kill_for(std::move(cause)); }
+  void kill_with_cause(std::string cause);
   // While starting: the start timeout runs again from now, for at least `more` (EXTEND_TIMEOUT_USEC).
   void extend_start_timeout(std::chrono::milliseconds more);
   // Calls `fn` once: with "" when the current (or next) instance is ready, or with the cause
@@ -140,9 +159,9 @@ class unit : public std::enable_shared_from_this<unit> {
   bool wait_reply(reply_state& st, std::chrono::nanoseconds timeout);
   process_info info() const;
   process_state state() const;
+  unit_phase phase() const;
   const std::string& id() const noexcept { return spec_.id; }
   pid_t pid() const;
-  void set_strategy(strategy s) { std::lock_guard lk(mu_); strategy_ = s; }
 
  private:
   struct pending_send {
@@ -193,26 +212,77 @@ class unit : public std::enable_shared_from_this<unit> {
     std::deque<pending_send> entries_;
   };
 
-  void service();                      // loop: eventfd / posted
-  void drain_locked();                 // recv_mu_ held
-  void flush_pending_locked();         // mu_ held
+  // ---- the state machine (unit.cpp): one event at a time, by the table of unit_phase.hpp
+  // What an event comes with (only the fields of its row mean something).
+  struct event_data {
+    std::string cause;                     // kill, start/hang timeout, corrupt channel
+    std::function<void()> done;            // stop_requested: runs once the stop is complete
+    bool for_restart = false;              // stop_requested
+    launch_error error;                    // setup_failed, launch_failed
+  };
+  // Applies `ev` in the current phase: unit_step() says where to and which action.
+  void on(unit_event ev, event_data data);
+  void on(unit_event ev);
+  void enter(unit_phase next);               // sets phase_ (mu_ taken)
+  void told(unit_phase from, unit_event ev, unit_phase to) {
+    if (on_transition) on_transition(from, ev, to);
+  }
+  void arm_phase_timer(std::chrono::milliseconds after, unit_event fire);
+  void cancel_phase_timer();
+  void ask_stop();                           // action ask_stop
+  void end_stop(bool kill_cgroup_first);     // actions end_stop, kill_cgroup_end
+  void wait_cgroup();                        // action wait_cgroup
+  void on_cgroup_event();
+
+  // ---- launch (unit_launch.cpp)
   void become_ready();
-  void arm_start_timer(std::chrono::milliseconds after);
-  void on_exit(int wait_status);
-  void kill_for(std::string reason);   // loop: SIGKILL the group, remember why
+  // A start that never ran (fork or a setup step failed): the owner's decision, start waiters,
+  // spawn_failed, the owner's part.
+  // `from`: the phase it launched from (or setup_failed); `ctx`: in the exit handler.
+  void fail_launch(const launch_error& err, unit_phase from, exit_context* ctx);
+  // A new instance's channel is set up: its ids start at 1 and its start frame (start_info) is
+  // the first frame in its ring (path_.reader and mu_ held).
+  void send_start_locked();
+  void on_setup_report();
+  void close_setup_report();
+
+  // ---- an instance's end (unit_exit.cpp)
+  void on_exit(int wait_status, exit_context& ctx);
+  std::string exit_cause(int status) const;
+  // The owner's decision (or the default without an owner) applied to the unit: its phase, the
+  // queue (kept for a restart, failed when final) (mu_ held).
+  void apply_decision_locked(const exit_decision& d);
+  exit_decision default_decision(bool clean, const std::string& cause) const;
+  // After an instance died: takes out of `lost` (its requests in flight) those it never started
+  // and queues them, in order, ahead of every later send for the next instance; what is left in
+  // `lost` fails. Only when a next instance comes (phase restarting) and the child's word can be
+  // taken: `trusted` (its channel is not corrupt) and `handling` (the id it published as in
+  // progress) is 0, the id it answered last, or the oldest request in flight; anything else fails
+  // every request in flight (mu_ held).
+  void requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted);
+  // The instance's channel and its epoll watch go (path_.reader and mu_ held).
+  void drop_channel_locked();
+
+  // ---- the reply fast path (unit_requests.cpp)
+  struct reply_ring;                   // the ring as request_path::wait() uses it
+  void pump_channel();                 // loop: the eventfd / posted: replies, ready, space, wakeups
+  void post_pump();                    // any thread: pump_channel() on the loop, once
+  void drain_locked();                 // path_.reader held
+  void flush_pending_locked();         // mu_ held
   void hang_check();
   void ensure_hang_timer();
   void fail_all_locked(std::deque<pending_send>& q, const std::string& why);
   void complete_async();               // loop: runs the callbacks of finished async sends
-  std::string exit_cause(int status) const;
+  // The instance has a channel (changed on the loop thread with both locks held).
+  bool has_channel() const noexcept { return chan_.has_value(); }
 
   event_loop& loop_;
   unit_spec spec_;
 
-  std::mutex recv_mu_;
+  request_path path_;  // the reply ring's reader lock (path_.reader, before mu_) and get()'s wait
   mutable std::mutex mu_;
-  process_state state_ = process_state::stopped;
-  strategy strategy_ = strategy::restart;
+  unit_phase phase_ = unit_phase::idle;  // mu_ (written on the loop thread only)
+  stop_goal goal_ = stop_goal::stopped;  // the stop phases' goal (mu_)
   pid_t pid_ = 0;
   std::chrono::system_clock::time_point started_at_{};
   std::chrono::steady_clock::time_point started_mono_{};
@@ -220,8 +290,7 @@ class unit : public std::enable_shared_from_this<unit> {
   std::string last_error_;
   int last_exit_status_ = -1;
   std::optional<ipc::channel> chan_;
-  ipc::endpoint ep_;
-  bool ep_valid_ = false;
+  ipc::endpoint ep_;                   // chan_'s parent end while chan_ is set
   std::uint64_t next_id_ = 1;
   // Requests written to the current instance's ring and not answered yet (= send order). Each
   // keeps its body: one the instance never started is sent again to the next instance.
@@ -230,22 +299,18 @@ class unit : public std::enable_shared_from_this<unit> {
   // handles it) instead of on the reply's path, where the caller of get() waits; or when the
   // instance ends. At most 64 of at most 4 KiB (mu_).
   std::vector<std::vector<std::byte>> retired_;
-  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (recv_mu_ + mu_)
+  std::uint64_t last_answered_ = 0;  // the id the current instance answered last (path_.reader + mu_)
   std::uint64_t instances_ = 0;      // instances launched with a channel (start_info::instance)
   std::deque<pending_send> pending_;
-  bool stopping_ = false;
-  bool restart_after_stop_ = false;  // the stop under way is part of a restart: keep the queue
-  std::vector<std::function<void()>> stop_done_;
+  std::vector<std::function<void()>> stop_done_;  // the stop's waiters (loop thread)
 
   // set by readers (any thread), acted on by the loop
   std::atomic<bool> ready_seen_{false};
-  std::atomic<bool> service_posted_{false};
-  std::atomic<int> blocked_waiters_{0};
   std::atomic<bool> hang_timer_on_{false};
-  std::string init_error_;     // error frame with id 0 (init failed); recv_mu_
-  std::string handler_error_;  // last error frame's message; recv_mu_
+  std::string init_error_;     // error frame with id 0 (init failed); path_.reader
+  std::string handler_error_;  // last error frame's message; path_.reader
   std::string kill_reason_;    // loop thread
-  std::string protocol_error_; // recv_mu_: the child broke the protocol
+  std::string protocol_error_; // path_.reader: the child broke the protocol
   std::string ready_how_;      // loop thread: the cause of the next ready event (mark_ready)
 
   std::vector<std::function<void(const std::string&)>> start_waiters_;
@@ -255,36 +320,20 @@ class unit : public std::enable_shared_from_this<unit> {
     for (auto& f : w) f(error);
   }
 
-  event_loop::timer_id start_timer_ = 0, stop_timer_ = 0, hang_timer_ = 0;
-  // A forked instance's setup pipe until its setup has reported (loop thread), and the step that
-  // failed, if one did (the child then exits 127: a failed launch, not a crash).
+  // The current phase's timer (start timeout, a stop phase's timeout, the cgroup's) and the
+  // event it fires; the hang timer runs beside it while running.
+  event_loop::timer_id phase_timer_ = 0, hang_timer_ = 0;
+  // A forked instance's setup pipe until its setup has reported (loop thread), and in phase
+  // setup_failed the step that failed (the child then exits 127: a failed launch, not a crash).
   int setup_report_fd_ = -1;
-  std::optional<launch_error> setup_error_;
-  void on_setup_report();
-  void close_setup_report();
-  // A start that never ran (fork or a setup step failed): last error, start waiters, the owner.
-  void fail_launch(const launch_error& err);
-  // The instance's channel and its epoll watch go (recv_mu_ and mu_ held).
-  void drop_channel_locked();
-  // A new instance's channel is set up: its ids start at 1 and its start frame (start_info) is
-  // the first frame in its ring (recv_mu_ and mu_ held).
-  void send_start_locked();
-  // After an instance died: takes out of `lost` (its requests in flight) those it never started
-  // and queues them, in order, ahead of every later send for the next instance; what is left in
-  // `lost` fails. Only when a next instance comes (state starting) and the child's word can be
-  // taken: `trusted` (its channel is not corrupt) and `handling` (the id it published as in
-  // progress) is 0, the id it answered last, or the oldest request in flight; anything else fails
-  // every request in flight (mu_ held).
-  void requeue_unstarted_locked(std::map<std::uint64_t, pending_send>& lost, std::uint64_t handling, bool trusted);
+  launch_error setup_error_;
   // send_bytes_async() requests not yet answered (loop thread only).
   std::vector<std::pair<std::shared_ptr<reply_state>, async_done>> async_;
   std::uint64_t hang_seen_oldest_ = 0;
-  // A stop whose main process has exited waits here for the cgroup to empty (loop thread).
-  void wait_cgroup_empty(std::function<void()> then);
-  void on_cgroup_event(bool give_up = false);
-  std::function<void()> cgroup_emptied_;
-  event_loop::timer_id cgroup_timer_ = 0;
   std::uint64_t oom_kills_at_start_ = 0;
+  // stop_cgroup: the instance's exit event, told once its cgroup is empty (whoever hears
+  // "exited" may take the stop as complete).
+  lifecycle_event stop_exit_event_;
 };
 
 }  // namespace procsup::detail
