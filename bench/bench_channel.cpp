@@ -176,18 +176,25 @@ struct bare_ring {
 struct bare_writer {
   bare_ring* r;
   std::uint64_t head = 0;
+  std::uint64_t tail = 0;  // the consumer's position as last seen: re-read only when full
+  void wait_room(std::uint64_t need) {
+    while (head + need - tail > bare_ring::capacity) {
+      tail = r->tail.load(std::memory_order_acquire);
+      if (head + need - tail > bare_ring::capacity) cpu_relax();
+    }
+  }
   void write(const void* p, std::size_t n) {
     const std::uint64_t need = 8 + ((n + 7) & ~std::size_t{7});
     std::uint64_t off = head & (bare_ring::capacity - 1);
     if (off + need > bare_ring::capacity) {  // skip to the start
       const std::uint64_t skip = bare_ring::capacity - off;
-      while (head + skip + need - r->tail.load(std::memory_order_acquire) > bare_ring::capacity) cpu_relax();
-      const std::uint64_t zero = ~std::uint64_t{0};
-      std::memcpy(r->data + off, &zero, 8);
+      wait_room(skip + need);
+      const std::uint64_t marker = ~std::uint64_t{0};
+      std::memcpy(r->data + off, &marker, 8);
       head += skip;
       off = 0;
     }
-    while (head + need - r->tail.load(std::memory_order_acquire) > bare_ring::capacity) cpu_relax();
+    wait_room(need);
     const std::uint64_t len = n;
     std::memcpy(r->data + off, &len, 8);
     std::memcpy(r->data + off + 8, p, n);
@@ -199,10 +206,14 @@ struct bare_writer {
 struct bare_reader {
   bare_ring* r;
   std::uint64_t tail = 0;
+  std::uint64_t head = 0;  // the producer's position as last seen: re-read only when caught up
   // Busy-polls for the next frame and copies it into `out` (which must be large enough).
   std::size_t read(void* out) {
     for (;;) {
-      while (r->head.load(std::memory_order_acquire) == tail) cpu_relax();
+      while (head == tail) {
+        head = r->head.load(std::memory_order_acquire);
+        if (head == tail) cpu_relax();
+      }
       std::uint64_t off = tail & (bare_ring::capacity - 1);
       std::uint64_t len;
       std::memcpy(&len, r->data + off, 8);

@@ -71,8 +71,9 @@ inline constexpr unsigned rounds_per_clock_read = 4;
 // attempt() should run again. Spins per `spin`, then sleeps until woken or `timeout` passes
 // (negative: no limit; 0: one attempt). Returns `timed_out` when the time runs out.
 //
-// The first attempt reads no clock, nor do the spin rounds before the first clock read; the
-// timeout and the spin budget are counted from that first read (one spin round after the call).
+// The first attempt reads no clock, nor does a spin round that ends because may_be_ready(); the
+// timeout and the spin budget are counted from the first clock read (at the end of the first
+// spin round that found nothing).
 template <class R, class Attempt, class Hint, class Arm>
 R spin_then_sleep(Attempt&& attempt, R again, R timed_out, Hint&& may_be_ready, Arm&& arm,
                   std::atomic<std::uint32_t>& word, wakeup self, std::chrono::nanoseconds timeout,
@@ -88,8 +89,21 @@ R spin_then_sleep(Attempt&& attempt, R again, R timed_out, Hint&& may_be_ready, 
     if (r != again) return r;
     if (timeout.count() == 0) return timed_out;
     if (spinning) {
-      for (int i = 0; i < spin_round && !may_be_ready(); ++i) cpu_relax();
-      if (started && ++rounds % rounds_per_clock_read != 0) continue;
+      bool ready = false;
+      for (int i = 0; i < spin_round; ++i) {
+        if (may_be_ready()) {
+          ready = true;
+          break;
+        }
+        cpu_relax();
+      }
+      ++rounds;
+      // Work that may be there goes straight to attempt(): no clock read between the peer's
+      // publish and our attempt (that is the round trip's critical path). Otherwise the clock
+      // once per rounds_per_clock_read rounds, and every 64 rounds whatever the hint says (a
+      // peer that keeps the hint true without publishing cannot keep us from timing out).
+      const bool clock_due = rounds % 64 == 0 || (!ready && (!started || rounds % rounds_per_clock_read == 0));
+      if (!clock_due) continue;
     }
     const auto now = clock::now();
     if (!started) {
