@@ -132,7 +132,7 @@ json daemon_runner::control_command(const std::string& cmd, const std::vector<st
     else if (cmd == "stop") sup_->stop_child(id);
     else sup_->restart_child(id);
   }
-  loop_.defer([this] { settle_waits(nullptr); });
+  loop_.after_exit_handlers([this] { settle_waits(nullptr); });
   return nullptr;  // deferred: answered by settle_waits
 }
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "procsup/daemon/config.hpp"
+#include "procsup/sys/signal.hpp"
 
 namespace procsup::daemon {
 
@@ -71,10 +72,7 @@ std::optional<int> parse_signal(std::string_view text) {
   return std::nullopt;
 }
 
-std::string signal_name(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return std::string("SIG") + (abbrev != nullptr ? abbrev : std::to_string(sig));
-}
+std::string signal_name(int sig) { return sys::signal_name(sig); }
 
 std::string_view to_string(exit_rule r) {
   switch (r) {
@@ -87,7 +85,6 @@ std::string_view to_string(exit_rule r) {
 std::string_view to_string(readiness r) {
   switch (r) {
     case readiness::none: return "none";
-    case readiness::exit: return "exit";
     case readiness::protocol: return "protocol";
     case readiness::notify: return "notify";
     case readiness::fd: return "fd";

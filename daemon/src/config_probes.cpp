@@ -11,7 +11,6 @@ namespace procsup::daemon::config_detail {
 void parse_ready(checker& c, const toml::node& v, const std::string& key, program_config& p) {
   if (v.is_string()) {
     if (auto r = c.choice<readiness>(v, key, {{"none", readiness::none},
-                                              {"exit", readiness::exit},
                                               {"protocol", readiness::protocol},
                                               {"notify", readiness::notify}}))
       p.ready = *r;

@@ -211,7 +211,7 @@ json daemon_runner::reload(const std::string& origin) {
       for (auto [p, from] : grow)
         if (!p->waiting)  // else started in full later
           for (int i = from; i < p->cfg.instances; ++i) start_instance(*p, i);
-      for (const auto& q : fresh) reg_.programs.push_back({q, true});
+      for (const auto& q : fresh) reg_.programs.push_back({q, true, false, false, {}});
       start_waiting();
     }
     reloading_ = false;

@@ -100,7 +100,7 @@ int daemon_runner::run(const sigset_t& signals) {
              {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
   // The runner owns its programs' settings (program_registry): a reload replaces them while
   // units still refer to the old ones.
-  for (const auto& p : cfg_.programs) reg_.programs.push_back({p, true});
+  for (const auto& p : cfg_.programs) reg_.programs.push_back({p, true, false, false, {}});
   for (const auto& p : reg_.programs)
     if (!hold_sockets(p.cfg)) return exit_codes::usage;  // before anything starts
   start_waiting();  // in dependency order (depends_on)
@@ -170,7 +170,7 @@ void daemon_runner::on_event(const lifecycle_event& e) {
   if (e.kind == event_kind::exited || e.kind == event_kind::crashed) output_.run_ended(e.process_id);
   // The log line of an exit, and of the restart it causes, is written once the new instance is
   // launched: building and writing it is most of procsup's own share of a restart.
-  loop_.defer([this, e] {
+  loop_.after_exit_handlers([this, e] {
     lifecycle_event shown = e;
     shown.pid = host_pid(e.pid);  // as the host sees it (pid_namespace)
     log_lifecycle_event(shown);

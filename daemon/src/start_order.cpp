@@ -67,7 +67,7 @@ nlohmann::json daemon_runner::staged_command(const std::string& cmd, const progr
     if (auto* p = reg_.program(name)) w.later.push_back(p);
   waits_.push_back(std::move(w));
   begin_stage(waits_.back());
-  loop_.defer([this] { settle_waits(nullptr); });
+  loop_.after_exit_handlers([this] { settle_waits(nullptr); });
   return nullptr;  // deferred: answered by settle_waits
 }
 

@@ -155,7 +155,7 @@ std::string unit::exit_cause(int status) const {
   if (!kill_reason_.empty()) return kill_reason_;
   if (!protocol_error_.empty()) return protocol_error_;
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && spec_.cgroup && spec_.cgroup->tracks_memory() &&
-      spec_.cgroup->usage().oom_kills > oom_kills_at_start_) {
+      spec_.cgroup->oom_kills() > oom_kills_at_start_) {
     std::ifstream in(spec_.cgroup->path() + "/memory.max");
     std::string max;
     in >> max;

@@ -56,7 +56,7 @@ void unit::launch(launch_kind kind) {
         return launch_error{e, "cgroup", "cannot open " + spec_.cgroup->path() + "/cgroup.procs: " + std::strerror(e)};
       }
       setup.cgroup_dir_fd = spec_.cgroup->dir_fd();  // -1: the move through cgroup.procs above
-      if (spec_.cgroup->tracks_memory()) oom_kills_at_start_ = spec_.cgroup->usage().oom_kills;
+      if (spec_.cgroup->tracks_memory()) oom_kills_at_start_ = spec_.cgroup->oom_kills();
     }
     try {
       if (spec_.prepare_launch) close_after = spec_.prepare_launch(setup);
@@ -126,7 +126,7 @@ void unit::launch(launch_kind kind) {
     if (chan) {
       chan_ = std::move(chan);
       // A forked child has its mapping; an exec'd one has its own copy of the memfd.
-      chan_->seal_in_parent();
+      chan_->keep_out_of_forks();
       ep_ = chan_->parent_end();
       send_start_locked();
     }

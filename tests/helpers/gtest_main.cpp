@@ -1,5 +1,5 @@
 // The main of every test executable: death tests re-exec the binary ("threadsafe"), because
-// forking a process with live threads is unsafe (PITFALLS.md 17).
+// forking a process with live threads is unsafe (docs/platform-notes.md#googletest-and-fork).
 #include <gtest/gtest.h>
 
 int main(int argc, char** argv) {

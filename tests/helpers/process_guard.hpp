@@ -24,7 +24,7 @@
 // Outside a fixture, leak_snapshot::take() and leak_snapshot::leaks_since() do the same checks
 // and return the problems as strings.
 //
-// Forking helpers for tests (PITFALLS.md 17: a child must never return into the test runner):
+// Forking helpers for tests (a child must never return into the test runner: docs/platform-notes.md#googletest-and-fork):
 //   pid_t pid = procsup::testing::fork_child([&] { ...; return 0; });  // child ends in _exit(code)
 //   int status = procsup::testing::wait_child(pid);                     // waitpid, EINTR retried
 //   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe_wait_status(status);

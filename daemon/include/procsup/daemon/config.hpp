@@ -22,7 +22,7 @@ namespace procsup::daemon {
 // strategy (types.hpp): same names in the config file as in to_string.
 // When an instance counts as up: at exec (none), by the worker protocol, or by a rule for
 // unmodified programs (docs/services.md): sd_notify READY=1, a newline on an fd, or a probe.
-enum class readiness { none, exit, protocol, notify, fd, tcp, http, exec };
+enum class readiness { none, protocol, notify, fd, tcp, http, exec };
 enum class exit_rule { never, all_done };         // [supervisor] exit_when
 
 // Where a child's stdout / stderr go: procsup's log (default), procsup's own fd, or a file.

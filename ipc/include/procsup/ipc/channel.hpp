@@ -222,9 +222,6 @@ class channel {
   // fork gets slower with every child: MADV_DONTFORK) and close the memfd (the mapping stays
   // valid). Not a memfd seal: the region is sealed against resizing at create() already.
   void keep_out_of_forks() noexcept;
-  // Deprecated: the old name of keep_out_of_forks() (it never sealed anything). To be removed
-  // once supervisor/src/unit.cpp calls keep_out_of_forks().
-  void seal_in_parent() noexcept { keep_out_of_forks(); }
   int parent_eventfd() const noexcept { return eventfd_.get(); }  // likewise
   std::size_t ring_capacity() const noexcept { return capacity_; }
 

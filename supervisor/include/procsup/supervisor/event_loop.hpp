@@ -113,8 +113,6 @@ class event_loop {
   // and what it calls) `fn` runs when that handler has returned, in the order deferred;
   // anywhere else it runs now. Loop thread only. (exit_context::defer from the handler itself.)
   void after_exit_handlers(std::function<void()> fn);
-  // The former name of after_exit_handlers() (the daemon's runner still calls it).
-  void defer(std::function<void()> fn) { after_exit_handlers(std::move(fn)); }
 
   // Number of timers pending (for tests and the "no timers while idle" claim).
   std::size_t timer_count() const noexcept { return timers_.size(); }
