@@ -282,7 +282,7 @@ process<std::string, std::string> make_prefetcher(poison_state* shared, const st
   u->carry_out = [](procsup::detail::unit& x, const procsup::detail::exit_decision&) {
     x.launch(procsup::detail::launch_kind::restart_now);
   };
-  process<std::string, std::string> p(u);
+  auto p = procsup::detail::process_access::make<process<std::string, std::string>>(u);
   p.start();
   return p;
 }
@@ -366,7 +366,7 @@ TEST_F(poison, a_request_the_child_cannot_decode_fails_alone_and_the_child_goes_
   auto p = sup.spawn(adder{}, {.name = "adder"});
   const pid_t pid = p.pid();
   // Three bytes are no int: only the raw core can send them.
-  auto bad = reply<int>(p.core()->send_bytes(std::vector<std::byte>(3, std::byte{1})));
+  auto bad = reply<int>(procsup::detail::process_access::core(p)->send_bytes(std::vector<std::byte>(3, std::byte{1})));
   auto good = p.send(41);
   const std::string why = failure_of(std::move(bad));
   EXPECT_TRUE(contains(why, "bad request")) << why;

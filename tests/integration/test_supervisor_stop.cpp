@@ -83,7 +83,7 @@ TEST_F(process_stop, info_names_each_stop_phase_of_a_child_that_ignores_shutdown
   std::mutex mu;
   std::vector<step> steps;
   // Set before the unit runs; called on the loop thread.
-  p.core()->on_transition = [&](unit_phase from, unit_event ev, unit_phase to) {
+  procsup::detail::process_access::core(p)->on_transition = [&](unit_phase from, unit_event ev, unit_phase to) {
     std::lock_guard lk(mu);
     steps.push_back({from, ev, to});
   };
@@ -93,7 +93,7 @@ TEST_F(process_stop, info_names_each_stop_phase_of_a_child_that_ignores_shutdown
   std::promise<void> stopped;
   auto done = stopped.get_future();
   // On the loop: once call() returns, the stop is under way.
-  p.core()->loop().call([&] { p.core()->request_stop([&] { stopped.set_value(); }); });
+  procsup::detail::process_access::core(p)->loop().call([&] { procsup::detail::process_access::core(p)->request_stop([&] { stopped.set_value(); }); });
   EXPECT_EQ(p.info().phase, "stop_shutdown");
   EXPECT_EQ(p.state(), process_state::stopping);
   ASSERT_TRUE(eventually([&] { return shared->sigterm_seen.load() == 1; }));

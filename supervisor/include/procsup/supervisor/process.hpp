@@ -44,6 +44,14 @@ std::function<int(ipc::endpoint&)> make_body(B b, worker::serve_options opt) {
   // every instance starts from this pristine prototype.
   return [b = std::move(b), opt](ipc::endpoint& ep) mutable { return worker::serve(b, ep, opt); };
 }
+// How the library (supervisor, create_process) and white-box tests reach a handle's unit; not
+// part of the public API.
+struct process_access {
+  template <class P>
+  static P make(std::shared_ptr<unit> u) { return P(std::move(u)); }
+  template <class P>
+  static const std::shared_ptr<unit>& core(const P& p) noexcept { return p.u_; }
+};
 }  // namespace detail
 
 template <class Request, class Reply>
@@ -53,7 +61,6 @@ class process {
   using reply_type = Reply;
 
   process() = default;
-  explicit process(std::shared_ptr<detail::unit> u) : u_(std::move(u)) {}
 
   // Forks the child and returns when init() has finished in it; throws process_error if it
   // failed. Not on a supervisor's loop thread (nor from an event sink).
@@ -73,9 +80,10 @@ class process {
   pid_t pid() const { return u_->pid(); }
 
   explicit operator bool() const noexcept { return u_ != nullptr; }
-  const std::shared_ptr<detail::unit>& core() const noexcept { return u_; }
 
  private:
+  friend struct detail::process_access;
+  explicit process(std::shared_ptr<detail::unit> u) : u_(std::move(u)) {}
   std::shared_ptr<detail::unit> u_;
 };
 
@@ -90,7 +98,7 @@ process_for<B> create_process(B behavior, process_options options = {}) {
   spec.body = detail::make_body(std::move(behavior), options.serve);
   auto u = std::make_shared<detail::unit>(detail::default_loop(), std::move(spec));
   detail::make_standalone(u);
-  return process_for<B>(std::move(u));
+  return detail::process_access::make<process_for<B>>(std::move(u));
 }
 
 }  // namespace procsup

@@ -89,7 +89,7 @@ class supervisor {
   process_for<B> spawn(B behavior, process_options options = {}) {
     auto spec = detail::make_spec(options, "process");
     spec.body = detail::make_body(std::move(behavior), options.serve);
-    return process_for<B>(add(std::move(spec), strategy::restart, true));
+    return detail::process_access::make<process_for<B>>(add(std::move(spec), strategy::restart, true));
   }
 
   // Forks `count` supervised children, each running a copy of `behavior` (strategy restart), and
@@ -110,7 +110,7 @@ class supervisor {
     }
     std::vector<process_for<B>> out;
     out.reserve(count);
-    for (auto& u : add_many(std::move(specs), strategy::restart)) out.push_back(process_for<B>(std::move(u)));
+    for (auto& u : add_many(std::move(specs), strategy::restart)) out.push_back(detail::process_access::make<process_for<B>>(std::move(u)));
     return out;
   }
 
@@ -121,7 +121,7 @@ class supervisor {
     auto spec = detail::make_spec(options, "worker");
     spec.exec = std::move(exec);
     spec.protocol = true;
-    return process<Request, Reply>(add(std::move(spec), strategy::restart, true));
+    return detail::process_access::make<process<Request, Reply>>(add(std::move(spec), strategy::restart, true));
   }
 
   // Starts a supervised plain program (or a protocol worker with options.protocol). With
