@@ -105,36 +105,23 @@ void socket_set::add_to_launch(program_options& o) const {
 
 namespace {
 
-// A name, or a decimal id; false if neither.
-bool lookup_user(const std::string& name, uid_t& uid) {
+// A user or group: a name (looked up with getpwnam_r / getgrnam_r), or a decimal id; false if
+// neither.
+template <class Entry, class Id>
+bool lookup_id(const std::string& name, int (*lookup)(const char*, Entry*, char*, std::size_t, Entry**),
+               Id Entry::*field, Id& id) {
   char* end = nullptr;
   const unsigned long n = std::strtoul(name.c_str(), &end, 10);
   if (!name.empty() && *end == '\0') {
-    uid = static_cast<uid_t>(n);
+    id = static_cast<Id>(n);
     return true;
   }
   std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  Entry e{};
+  Entry* found = nullptr;
+  lookup(name.c_str(), &e, buf.data(), buf.size(), &found);
   if (found == nullptr) return false;
-  uid = pw.pw_uid;
-  return true;
-}
-
-bool lookup_group(const std::string& name, gid_t& gid) {
-  char* end = nullptr;
-  const unsigned long n = std::strtoul(name.c_str(), &end, 10);
-  if (!name.empty() && *end == '\0') {
-    gid = static_cast<gid_t>(n);
-    return true;
-  }
-  std::vector<char> buf(16384);
-  group gr{};
-  group* found = nullptr;
-  ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
-  if (found == nullptr) return false;
-  gid = gr.gr_gid;
+  id = e.*field;
   return true;
 }
 
@@ -154,8 +141,8 @@ std::variant<socket_file_owner, std::string> parse_socket_owner(const std::strin
   const std::string user = text.substr(0, colon);
   const std::string grp = colon == std::string::npos ? std::string() : text.substr(colon + 1);
   if (user.empty() && grp.empty()) return std::string("expected \"user\", \"user:group\" or \":group\"");
-  if (!user.empty() && !lookup_user(user, o.uid)) return "unknown user \"" + user + "\"";
-  if (!grp.empty() && !lookup_group(grp, o.gid)) return "unknown group \"" + grp + "\"";
+  if (!user.empty() && !lookup_id(user, ::getpwnam_r, &passwd::pw_uid, o.uid)) return "unknown user \"" + user + "\"";
+  if (!grp.empty() && !lookup_id(grp, ::getgrnam_r, &group::gr_gid, o.gid)) return "unknown group \"" + grp + "\"";
   return o;
 }
 
