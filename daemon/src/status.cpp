@@ -125,7 +125,7 @@ metrics_snapshot daemon_runner::metrics() {
   metrics_snapshot s;
   s.instances.reserve(reg_.instances.size());
   for (auto& i : reg_.instances) {
-    const auto info = i.handle.info();
+    const auto info = i.handle.sample();  // on the loop: every instance, cheaply
     instance_sample m;
     m.program = i.prog->cfg.name;
     m.index = i.index;

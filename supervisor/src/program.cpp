@@ -8,6 +8,7 @@ namespace procsup {
 
 const std::string& program::id() const noexcept { return unit_->id(); }
 process_info program::info() const { return unit_->info(); }
+process_sample program::sample() const { return unit_->sample(); }
 process_state program::state() const { return unit_->state(); }
 const std::shared_ptr<procsup::cgroup>& program::cgroup() const noexcept { return unit_->spec().cgroup; }
 void program::signal(int sig) { unit_->signal(sig); }

@@ -91,6 +91,10 @@ process_info unit::info() const {
   return i;
 }
 
+process_sample unit::sample() const {
+  return {public_state(phase_, goal_), pid_, restarts_, started_at_};
+}
+
 void unit::enter(unit_phase next) {
   std::lock_guard lk(mu_);
   phase_ = next;

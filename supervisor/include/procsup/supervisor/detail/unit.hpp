@@ -158,6 +158,9 @@ class unit : public std::enable_shared_from_this<unit> {
   // Waits for `st` (spinning on the reply ring first): false on timeout. Not on the loop thread.
   bool wait_reply(reply_state& st, std::chrono::nanoseconds timeout);
   process_info info() const;
+  // Loop thread only: state, pid, restarts and start time read without mu_ (the loop thread is
+  // their only writer), for a scrape that asks every unit.
+  process_sample sample() const;
   process_state state() const;
   unit_phase phase() const;
   const std::string& id() const noexcept { return spec_.id; }
