@@ -434,8 +434,11 @@ class Procsup(Supervisor):
     key, title = "procsup", "procsup"
     cgroups = True  # a cgroup per instance where procsup can make them (root here)
 
+    def binary(self):
+        return self.h.procsup
+
     def available(self):
-        if not self.h.procsup:
+        if not self.binary():
             return "n/a (procsup not built)"
         return self.h.procsup_broken
 
@@ -473,7 +476,7 @@ class Procsup(Supervisor):
             f.write("\n".join(out))
 
     def argv(self):
-        return [self.h.procsup, "run", self.cfg]
+        return [self.binary(), "run", self.cfg]
 
     def launch(self, n, mode, tag):
         t0 = super().launch(n, mode, tag)
@@ -487,7 +490,7 @@ class Procsup(Supervisor):
         os.makedirs(self.dir)
         self.write_config(2, "long")
         try:
-            r = subprocess.run([self.h.procsup, "check", self.cfg], capture_output=True, text=True,
+            r = subprocess.run([self.binary(), "check", self.cfg], capture_output=True, text=True,
                                timeout=30)
         except Exception as e:
             return f"n/a (procsup check: {e})"
@@ -498,7 +501,7 @@ class Procsup(Supervisor):
 
     def status_json(self):
         try:
-            r = subprocess.run([self.h.procsup, "ctl", "--socket", self.socket, "status", "--json"],
+            r = subprocess.run([self.binary(), "ctl", "--socket", self.socket, "status", "--json"],
                                capture_output=True, text=True, timeout=10)
             if r.returncode not in (0, 3):  # 3: answered, but not every instance is running
                 return None
@@ -516,6 +519,24 @@ class ProcsupNoCgroups(Procsup):
     """The same binary with `cgroups = false`: what a cgroup per instance costs a restart."""
     key, title = "procsup_nocg", "procsup (no cgroups)"
     cgroups = False
+
+
+class ProcsupOld(Procsup):
+    """--procsup-old: another procsup binary (the one before a change), measured in the same run
+    beside the new one, so that the two are compared under the same machine state."""
+    key, title = "procsup_old", "procsup (old)"
+
+    def binary(self):
+        return self.h.procsup_old
+
+    def version(self):
+        return self.h.procsup_old
+
+
+class ProcsupOldNoCgroups(ProcsupOld):
+    key, title = "procsup_old_nocg", "procsup (old, no cgroups)"
+    cgroups = False
+
 
 class Bare(Supervisor):
     """bare.c: posix_spawn N instances, block in waitpid(-1), respawn at once, no backoff.
@@ -582,6 +603,7 @@ class Harness:
         self.work = args.work
         self.child = os.path.realpath(args.child)
         self.procsup = args.procsup or None
+        self.procsup_old = os.path.realpath(args.procsup_old) if args.procsup_old else None
         self.bare = os.path.realpath(args.bare) if args.bare else None
         self.repo = args.repo
         self.procsup_broken = None
@@ -715,6 +737,16 @@ class Harness:
                     r["rl_p90"] = fms(pct(lat, 0.9)) if lat else "–"
                     r["rl_range"] = (f"{fms(min(lat))} … {fms(max(lat))}" if lat else "–") + \
                         (f", {tmo} timeouts" if tmo else "")
+                elif self.args.restart_all_sizes:
+                    # The same restart phase with n instances running (scale: does a restart
+                    # get slower with the number of instances?).
+                    phase = f"rl_med{n}"
+                    self.log(f"{sup.title}: restart latency at {n}, {self.args.kills} kills")
+                    lat, tmo = self.phase_restart(sup, kids)
+                    raw[f"restart{n}_ns"] = lat
+                    raw[f"restart{n}_timeouts"] = tmo
+                    r[f"rl_med{n}"] = fms(statistics.median(lat)) if lat else "–"
+                    r[f"rl_p90{n}"] = fms(pct(lat, 0.9)) if lat else "–"
                 phase = f"stop{n}"
                 self.log(f"{sup.title}: stop {n}")
                 dt = sup.stop(self.args.stop_timeout)
@@ -749,6 +781,10 @@ class Harness:
         # measured minutes apart (after the peers' thousands of processes) the two drifted apart
         # by up to 0.2 ms on this VM with nothing in procsup changed.
         sups = [Bare(self), Procsup(self), ProcsupNoCgroups(self), Supervisord(self), Runit(self), S6(self)]
+        if self.procsup_old:
+            # Interleaved with the new binary's columns: old and new under the same conditions.
+            sups[2:2] = [ProcsupOld(self)]
+            sups[4:4] = [ProcsupOldNoCgroups(self)]
         only = set(self.args.only.split(",")) if self.args.only else None
         unknown = (only or set()) - {s.key for s in sups}
         if unknown:
@@ -806,7 +842,20 @@ class Harness:
         hdr = "| metric | " + " | ".join(s.title for s in sups) + " |"
         sep = "|---|" + "---|" * len(sups)
         lines = [hdr, sep]
-        for key, label in self.ROWS:
+        rows = list(self.ROWS)
+        at = rows.index(("rss1000", "supervisor-side RSS / PSS, 1,000 instances")) + 1
+        for n in self.sizes:
+            if n in (100, 1000):
+                continue
+            rows[at:at] = [(f"start{n}", f"start {n:,} instances"), (f"stop{n}", f"stop {n:,} instances (TERM)"),
+                           (f"rss{n}", f"supervisor-side RSS / PSS, {n:,} instances")]
+            at += 3
+        if self.args.restart_all_sizes:
+            for n in self.sizes[1:]:
+                rows[at:at] = [(f"rl_med{n}", f"restart latency after SIGKILL, median, {n:,} instances"),
+                               (f"rl_p90{n}", f"restart latency after SIGKILL, p90, {n:,} instances")]
+                at += 2
+        for key, label in rows:
             if key.startswith(("start", "stop", "rss")) and int("".join(c for c in key if c.isdigit())) not in self.sizes:
                 continue
             label = label.format(idle=self.args.idle).replace("100 instances", f"{self.sizes[0]} instances")
@@ -934,6 +983,9 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--child", required=True)
     ap.add_argument("--procsup", default="")
+    ap.add_argument("--restart-all-sizes", action="store_true",
+                    help="measure restart latency at every size, not only the first")
+    ap.add_argument("--procsup-old", default="", help="a second procsup binary (before a change), columns procsup_old, procsup_old_nocg")
     ap.add_argument("--bare", default="", help="the compiled bare.c (floor column)")
     ap.add_argument("--repo", default=".")
     ap.add_argument("--cmdline", default="bench/peers/run.sh")
@@ -944,7 +996,7 @@ def main():
     ap.add_argument("--idle", type=float, default=None, help="idle window in s (default 20)")
     ap.add_argument("--kills", type=int, default=None, help="SIGKILLs per supervisor (default 50)")
     ap.add_argument("--sizes", default=None, help="instance counts (default 100,1000)")
-    ap.add_argument("--only", default="", help="comma list of bare,supervisord,runit,s6,procsup,procsup_nocg")
+    ap.add_argument("--only", default="", help="comma list of bare,supervisord,runit,s6,procsup,procsup_nocg,procsup_old,procsup_old_nocg")
     ap.add_argument("--out", default=None, help="results file (default bench/peers/RESULTS.md)")
     ap.add_argument("--crash-budget", type=float, default=None, help="s to wait for the crash loop")
     ap.add_argument("--timeout", type=float, default=180, help="start timeout, s")

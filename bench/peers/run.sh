@@ -4,7 +4,10 @@
 #
 #   bench/peers/run.sh [--quick] [--idle SECONDS] [--kills N] [--sizes 100,1000]
 #                      [--only bare,supervisord,runit,s6,procsup,procsup_nocg] [--procsup PATH] [--no-build]
-#                      [--no-install] [--out FILE] [--keep-tmp]
+#                      [--no-install] [--out FILE] [--keep-tmp] [--procsup-old PATH]
+#   --procsup-old PATH: a second procsup binary (say main's, before a change), measured in the
+#   same run (columns procsup_old, procsup_old_nocg; select them with --only as well)
+#   --restart-all-sizes: restart latency at every size of --sizes, not only the first
 #
 # Installs supervisor, runit, s6, gnuplot-nox from Debian if missing (never starting their
 # services), builds procsup (release preset) if no binary is found, compiles the tiny child
@@ -26,11 +29,11 @@ while (($#)); do
     --keep-tmp) KEEP_TMP=1 ;;
     --procsup) PROCSUP_BIN="$2"; shift ;;
     --procsup=*) PROCSUP_BIN="${1#*=}" ;;
-    --quick) HARNESS_ARGS+=("$1") ;;
-    --idle|--kills|--sizes|--only|--out|--crash-budget|--timeout|--procsup-layout)
+    --quick|--restart-all-sizes) HARNESS_ARGS+=("$1") ;;
+    --idle|--kills|--sizes|--only|--out|--crash-budget|--timeout|--procsup-layout|--procsup-old)
       HARNESS_ARGS+=("$1" "$2"); shift ;;
     --*=*) HARNESS_ARGS+=("$1") ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift

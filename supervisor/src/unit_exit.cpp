@@ -57,7 +57,11 @@ void unit::on_exit(int status, exit_context& ctx) {
   // Stragglers of its process group (grandchildren) go with it.
   if (spec_.setup.new_session && dead > 0) ::kill(-dead, SIGKILL);
   // And everything else it started, wherever it went (setsid, double fork): the cgroup.
-  if (spec_.cgroup) spec_.cgroup->kill();
+  // One read of cgroup.events decides both: empty (the usual case, its only process was the one
+  // that exited) leaves nothing to kill and, for a stop, nothing to wait for (nothing can join
+  // an empty cgroup before the next launch).
+  const bool cgroup_held = spec_.cgroup && spec_.cgroup->populated();
+  if (cgroup_held) spec_.cgroup->kill();
   const bool requested = is_stop_phase(from);
 
   // How it ended, and what it leaves: the replies written before it died are good; its requests
@@ -68,6 +72,13 @@ void unit::on_exit(int status, exit_context& ctx) {
   std::map<std::uint64_t, pending_send> lost;
   std::uint64_t handling = 0;
   bool trusted = false;
+  // The dead instance's channel, kept while the owner's carry_out may launch the next instance:
+  // that one then allocates its region while this one still holds the pool chunk, so the chunk
+  // is neither unmapped nor mapped again per restart (memfd_create + ftruncate + mmap + madvise
+  // + munmap: 30-60 us of a forked restart, issue 17). Safe: its child is dead, nothing writes
+  // the region any more. Released (zeroed) right after carry_out, or before anyone hears of the
+  // end when no next instance follows from here.
+  std::optional<ipc::channel> dead_channel;
   {
     std::lock_guard rk(path_.reader);
     drain_locked();
@@ -76,6 +87,7 @@ void unit::on_exit(int status, exit_context& ctx) {
     // What the child said it was handling, and whether its channel is sound (before it goes).
     handling = has_channel() ? ep_.published_handling() : 0;
     trusted = has_channel() && !ep_.broken() && protocol_error_.empty();
+    if (chan_) dead_channel = std::move(chan_);
     drop_channel_locked();  // sends made from now on queue (or are refused) by the phase
     lost = inflight_.take_all();
     end.uptime = std::chrono::steady_clock::now() - started_mono_;
@@ -94,7 +106,7 @@ void unit::on_exit(int status, exit_context& ctx) {
   step_facts facts;
   exit_decision decision;
   if (requested) {
-    facts.leftovers = spec_.cgroup && spec_.cgroup->populated();
+    facts.leftovers = cgroup_held && spec_.cgroup->populated();
     std::lock_guard lk(mu_);
     facts.goal = goal_;
   } else {
@@ -118,6 +130,9 @@ void unit::on_exit(int status, exit_context& ctx) {
   // Whoever learns of the end from here on finds the process reaped; the event sink hears of it
   // first (for a restart the zombie may stay until the next instance is launched).
   const bool final = t.next == unit_phase::stopped || t.next == unit_phase::failed || t.next == unit_phase::fatal;
+  // No next instance from this handler: the dead channel goes before anyone hears of the end
+  // (whoever does may check that nothing of the instance is left, or tear the supervisor down).
+  if (t.action != unit_action::end_instance || final) dead_channel.reset();
   if (!lost.empty() || !start_waiters_.empty() || requested || final || !async_.empty()) ctx.reap_now();
   for (auto& [id, r] : lost) r.state->fail("process " + spec_.id + " " + end.cause);
   lifecycle_event exit_event{end.clean ? event_kind::exited : event_kind::crashed,
@@ -146,6 +161,7 @@ void unit::on_exit(int status, exit_context& ctx) {
     }
     default:  // end_instance
       if (carry_out) carry_out(*this, decision);
+      dead_channel.reset();  // the next instance, if launched above, has its region by now
       complete_async();
       return;
   }

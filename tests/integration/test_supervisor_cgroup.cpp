@@ -92,6 +92,33 @@ TEST_F(cgroup_test, a_launched_child_and_its_setsid_grandchild_are_members_and_c
   EXPECT_TRUE(cg->remove());
 }
 
+// procs_fd() keeps cgroup.procs open read-write, the fd pids() reads as well (issue 17: no path
+// walk at a stop). A read that came first (a scrape before the first launch) opened it read-only:
+// the launch still gets a fd it can write, and joins.
+TEST_F(cgroup_test, a_read_of_cgroup_procs_before_the_first_launch_still_leaves_it_a_writable_fd) {
+  std::string error;
+  auto cg = procsup::cgroup::open(dir_, error);
+  ASSERT_TRUE(cg) << error;
+  EXPECT_TRUE(cg->pids().empty());
+  exec_spec spec;
+  spec.path = test_target;
+  spec.argv = {test_target, "sleep", "600"};
+  spec.env = current_environment();
+  spec.setup.cgroup_procs_fd = cg->procs_fd();
+  spec.setup.parent_death_signal = 0;
+  auto r = launch_exec(spec);
+  ASSERT_TRUE(std::holds_alternative<pid_t>(r)) << std::get<launch_error>(r).message;
+  const pid_t pid = std::get<pid_t>(r);
+  ASSERT_TRUE(eventually([&] { return cg->pids().size() == 1; })) << cg->pids().size();
+  EXPECT_EQ(cg->pids().front(), pid);
+  EXPECT_EQ(cg->signal(SIGKILL), 1u);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_TRUE(wait_empty(*cg, 10s));
+  EXPECT_TRUE(cg->remove());
+}
+
 TEST_F(cgroup_test, a_cgroup_that_cannot_be_joined_is_a_failed_launch_naming_the_step) {
   std::string error;
   auto cg = procsup::cgroup::open(dir_, error);

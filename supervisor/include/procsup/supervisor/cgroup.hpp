@@ -61,7 +61,8 @@ class cgroup {
   ~cgroup();
 
   const std::string& path() const noexcept { return path_; }
-  // cgroup.procs, opened for writing at the first call and kept: the launcher's child writes
+  // cgroup.procs, opened read-write at the first call and kept (also the fd pids() reads, so
+  // that a stop walks no path through cgroupfs): the launcher's child writes
   // "0" there (child_setup::cgroup_procs_fd). -1 with errno set when it cannot be opened (out
   // of fds: the launch fails and is retried, it never runs outside its cgroup).
   int procs_fd();
