@@ -151,11 +151,11 @@ void daemon_runner::settle_waits(const lifecycle_event* event) {
         const auto* i = reg_.find(t.id);
         const auto* prog = i == nullptr ? reg_.program_of_id(t.id) : nullptr;  // a program not started
         if ((i != nullptr && !i->handle) ||                                     // being launched right now
-            (prog != nullptr && prog->waiting && w.cmd == "start")) {           // starts once its dependencies are
+            (prog != nullptr && prog->waiting() && w.cmd == "start")) {           // starts once its dependencies are
           all = false;
           continue;
         }
-        if (prog != nullptr && prog->held && prog->failed && w.cmd == "start") {
+        if (prog != nullptr && prog->start == program_registry::entry::start_state::dependency_failed && w.cmd == "start") {
           t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": did not start: " + prog->error}};
         } else if (i == nullptr) {
           t.result = {{"id", t.id}, {"ok", false}, {"error", t.id + ": removed by a reload"}};

@@ -316,7 +316,7 @@ void parse_program(checker& c, const toml::table& t, const std::string& prefix, 
             "fds 3-" + std::to_string(2 + p.sockets.size()) + " are the sockets: ready = { fd = " + std::to_string(p.ready_fd) +
                 " } must be above them");
   if (owner_at != nullptr &&
-      std::none_of(p.sockets.begin(), p.sockets.end(), [](const std::string& a) { return a.rfind("unix://", 0) == 0; }))
+      std::none_of(p.sockets.begin(), p.sockets.end(), [](const std::string& a) { return !unix_socket_path(a).empty(); }))
     c.error(owner_at->source(), prefix + ".socket_owner", "needs a unix:// address in sockets (it sets the socket file's owner)");
   if (watchdog_at != nullptr && p.watchdog.count() > 0 && p.ready != readiness::notify)
     c.error(watchdog_at->source(), prefix + ".watchdog", "needs ready = \"notify\" (the program pings with WATCHDOG=1)");

@@ -46,14 +46,15 @@ namespace procsup::daemon {
 // none of its instances is left.
 struct program_registry {
   struct entry {
+    // A program not started has no instances: it waits for its dependencies (depends_on), or
+    // `ctl stop` stopped it while it waited, or a dependency failed for good (`error` says which,
+    // for ctl status). `ctl start` makes a stopped or failed one wait again.
+    enum class start_state { started, waiting, stopped, dependency_failed };
     program_config cfg;
-    bool waiting = false;  // not started yet: a dependency is not ready (depends_on)
-    // Not started and not waiting either: stopped by `ctl stop` while it was waiting, or held
-    // because a dependency failed for good (`failed`, with `error` for ctl status). `ctl start`
-    // makes it wait again.
-    bool held = false;
-    bool failed = false;
+    start_state start = start_state::waiting;
     std::string error;
+    bool waiting() const noexcept { return start == start_state::waiting; }
+    bool held() const noexcept { return start == start_state::stopped || start == start_state::dependency_failed; }
   };
   struct instance {
     entry* prog;
@@ -94,7 +95,7 @@ struct program_registry {
   }
   bool any_waiting() const {
     for (const auto& p : programs)
-      if (p.waiting) return true;
+      if (p.waiting()) return true;
     return false;
   }
   static std::string instance_id(const program_config& p, int index) {

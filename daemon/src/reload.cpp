@@ -209,9 +209,10 @@ json daemon_runner::reload(const std::string& origin) {
     });
     if (!shutting_down_) {
       for (auto [p, from] : grow)
-        if (!p->waiting)  // else started in full later
+        // Only a started program: a waiting one starts in full later, a held one stays down.
+        if (p->start == program_registry::entry::start_state::started)
           for (int i = from; i < p->cfg.instances; ++i) start_instance(*p, i);
-      for (const auto& q : fresh) reg_.programs.push_back({q, true, false, false, {}});
+      for (const auto& q : fresh) reg_.programs.push_back({q, program_registry::entry::start_state::waiting, {}});
       start_waiting();
     }
     reloading_ = false;

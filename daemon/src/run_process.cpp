@@ -104,7 +104,7 @@ void daemon_runner::add_launch_hooks(program_options& o, const program_config& p
 // Every instance of program `name` is ready (and it has instances).
 bool daemon_runner::all_ready(const std::string& name) {
   if (std::any_of(reg_.programs.begin(), reg_.programs.end(),
-                  [&](const program_registry::entry& w) { return (w.waiting || w.held) && w.cfg.name == name; }))
+                  [&](const program_registry::entry& w) { return w.start != program_registry::entry::start_state::started && w.cfg.name == name; }))
     return false;
   int n = 0;
   for (auto& i : reg_.instances) {
@@ -120,7 +120,7 @@ bool daemon_runner::all_ready(const std::string& name) {
 void daemon_runner::start_waiting() {
   if (shutting_down_) return;
   for (auto& entry : reg_.programs) {
-    if (!entry.waiting) continue;
+    if (!entry.waiting()) continue;
     const program_config& p = entry.cfg;
     std::vector<std::string> missing;
     for (const auto& d : p.depends_on)
@@ -129,7 +129,7 @@ void daemon_runner::start_waiting() {
       if (!launched_) log_event(spdlog::level::info, "[" + p.name + "] waiting for its dependencies", {{"depends_on", missing}});
       continue;
     }
-    entry.waiting = false;
+    entry.start = program_registry::entry::start_state::started;
     if (!hold_sockets(p)) continue;  // a reload's new socket cannot be had: not started
     if (!p.depends_on.empty()) log_event(spdlog::level::info, "[" + p.name + "] dependencies ready: starting", {{"depends_on", p.depends_on}});
     for (int i = 0; i < p.instances; ++i) start_instance(entry, i);

@@ -100,7 +100,7 @@ int daemon_runner::run(const sigset_t& signals) {
              {"programs", cfg_.programs.size()}, {"socket", cfg_.supervisor.socket}});
   // The runner owns its programs' settings (program_registry): a reload replaces them while
   // units still refer to the old ones.
-  for (const auto& p : cfg_.programs) reg_.programs.push_back({p, true, false, false, {}});
+  for (const auto& p : cfg_.programs) reg_.programs.push_back({p, program_registry::entry::start_state::waiting, {}});
   for (const auto& p : reg_.programs)
     if (!hold_sockets(p.cfg)) return exit_codes::usage;  // before anything starts
   start_waiting();  // in dependency order (depends_on)

@@ -77,10 +77,14 @@ std::string check_socket_address(const std::string& address) {
   return parse(address, p);
 }
 
+std::string_view unix_socket_path(std::string_view address) noexcept {
+  return address.substr(0, 7) == "unix://" ? address.substr(7) : std::string_view();
+}
+
 socket_set::~socket_set() {
   for (auto& s : sockets_) {
     if (s.fd >= 0) ::close(s.fd);
-    if (s.address.rfind("unix://", 0) == 0) ::unlink(s.address.c_str() + 7);
+    if (const auto path = unix_socket_path(s.address); !path.empty()) ::unlink(std::string(path).c_str());
   }
 }
 
@@ -147,11 +151,9 @@ std::variant<socket_file_owner, std::string> parse_socket_owner(const std::strin
 }
 
 std::string socket_set::set_file_access(mode_t mode, socket_file_owner owner) const {
-  for (const auto& s : sockets_) {
-    parsed p;
-    if (!parse(s.address, p).empty() || p.unix_path.empty()) continue;
-    if (auto err = apply_access(s.address, p.unix_path, mode, owner); !err.empty()) return err;
-  }
+  for (const auto& s : sockets_)
+    if (const auto path = unix_socket_path(s.address); !path.empty())
+      if (auto err = apply_access(s.address, std::string(path), mode, owner); !err.empty()) return err;
   return {};
 }
 

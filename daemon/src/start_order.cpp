@@ -9,6 +9,8 @@
 
 namespace procsup::daemon {
 
+using start_state = program_registry::entry::start_state;
+
 dependency_graph daemon_runner::graph() const {
   std::vector<dependency_graph::program_edges> edges;
   for (const auto& p : reg_.programs)  // a reload may list a name twice for a moment: the first
@@ -20,7 +22,7 @@ dependency_graph daemon_runner::graph() const {
 // Why program `name` will not become ready by itself (an instance failed for good, or it is
 // held as failed), or "" if it may still.
 std::string daemon_runner::failed_for_good(const std::string& name) {
-  if (const auto* p = reg_.program(name); p != nullptr && p->held) return p->failed ? p->error : std::string();
+  if (const auto* p = reg_.program(name); p != nullptr && p->held()) return p->error;  // "" when stopped
   for (auto& i : reg_.instances) {
     if (i.prog->cfg.name != name || !i.handle) continue;
     const auto info = i.handle.info();
@@ -37,7 +39,7 @@ void daemon_runner::fail_waiting_on_failed() {
   for (bool again = true; again && !shutting_down_;) {
     again = false;
     for (auto& entry : reg_.programs) {
-      if (!entry.waiting) continue;
+      if (!entry.waiting()) continue;
       std::string dependency, cause;
       for (const auto& d : entry.cfg.depends_on)
         if (cause = failed_for_good(d); !cause.empty()) {
@@ -47,8 +49,7 @@ void daemon_runner::fail_waiting_on_failed() {
       if (cause.empty()) continue;
       log_event(spdlog::level::err, "[" + entry.cfg.name + "] cannot start: a dependency failed",
                 {{"dependency", dependency}, {"cause", cause}});
-      entry.waiting = false;
-      entry.held = entry.failed = true;
+      entry.start = start_state::dependency_failed;
       entry.error = "a dependency failed: " + dependency + " (" + cause + ")";
       again = any = true;
     }
@@ -76,16 +77,14 @@ nlohmann::json daemon_runner::staged_command(const std::string& cmd, const progr
 void daemon_runner::begin_stage(command_wait& w) {
   program_registry::entry& p = *w.later.front();
   w.later.erase(w.later.begin());
-  if (p.waiting || p.held) {
-    const bool was_waiting = p.waiting;
-    if (w.cmd == "start" && p.held) {  // waits again: starts once its dependencies are ready
-      p.held = p.failed = false;
+  if (p.start != start_state::started) {
+    const bool was_waiting = p.waiting();
+    if (w.cmd == "start" && p.held()) {  // waits again: starts once its dependencies are ready
+      p.start = start_state::waiting;
       p.error.clear();
-      p.waiting = true;
       loop_.post([this] { start_waiting(); });
-    } else if (w.cmd == "stop" && p.waiting) {  // stays down: no longer starts by itself
-      p.waiting = false;
-      p.held = true;
+    } else if (w.cmd == "stop" && was_waiting) {  // stays down: no longer starts by itself
+      p.start = start_state::stopped;
     }
     for (int k = 0; k < p.cfg.instances; ++k) {
       command_wait::target t{program_registry::instance_id(p.cfg, k), 0, process_state::stopped, {}, false, {}};

@@ -58,26 +58,23 @@ json daemon_runner::status() {
     svc_.describe(i.id, o);
     arr.push_back(std::move(o));
   }
-  // Programs not started yet: waiting for their dependencies (depends_on).
+  // Programs not started: waiting for their dependencies (depends_on), stopped while they
+  // waited, or held because a dependency failed.
+  using start_state = program_registry::entry::start_state;
   for (const auto& entry : reg_.programs) {
-    if (!entry.waiting) continue;
-    const program_config* w = &entry.cfg;
+    if (entry.start == start_state::started) continue;
+    const program_config& p = entry.cfg;
     json deps = json::array();
-    for (const auto& d : w->depends_on)
-      if (!all_ready(d)) deps.push_back(d);
-    for (int k = 0; k < w->instances; ++k)
-      arr.push_back({{"name", w->name}, {"instance", k}, {"id", program_registry::instance_id(*w, k)},
-                     {"pid", nullptr}, {"state", "waiting"}, {"restarts", 0}, {"uptime_s", nullptr},
-                     {"last_exit", nullptr}, {"ready", false}, {"waiting_for", deps}});
-  }
-  // Programs held down: stopped while waiting, or a dependency failed.
-  for (const auto& entry : reg_.programs) {
-    if (!entry.held) continue;
-    for (int k = 0; k < entry.cfg.instances; ++k) {
-      json o = {{"name", entry.cfg.name}, {"instance", k}, {"id", program_registry::instance_id(entry.cfg, k)},
-                {"pid", nullptr}, {"state", entry.failed ? "failed" : "stopped"}, {"restarts", 0},
-                {"uptime_s", nullptr}, {"last_exit", nullptr}, {"ready", false}};
-      if (entry.failed) o["last_error"] = entry.error;
+    if (entry.waiting())
+      for (const auto& d : p.depends_on)
+        if (!all_ready(d)) deps.push_back(d);
+    const char* state = entry.waiting() ? "waiting" : entry.start == start_state::stopped ? "stopped" : "failed";
+    for (int k = 0; k < p.instances; ++k) {
+      json o = {{"name", p.name}, {"instance", k}, {"id", program_registry::instance_id(p, k)},
+                {"pid", nullptr}, {"state", state}, {"restarts", 0}, {"uptime_s", nullptr},
+                {"last_exit", nullptr}, {"ready", false}};
+      if (entry.waiting()) o["waiting_for"] = deps;
+      if (!entry.error.empty()) o["last_error"] = entry.error;
       arr.push_back(std::move(o));
     }
   }

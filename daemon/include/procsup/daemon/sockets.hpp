@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -52,6 +53,9 @@ class socket_set {
  private:
   std::vector<held_socket> sockets_;
 };
+
+// The socket file of a "unix:///path" address ("/path"), or "" for any other address.
+std::string_view unix_socket_path(std::string_view address) noexcept;
 
 // "" if `address` is a form sockets = [...] accepts, else what is wrong with it (for `check`).
 std::string check_socket_address(const std::string& address);
