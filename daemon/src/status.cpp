@@ -122,7 +122,7 @@ metrics_snapshot daemon_runner::metrics() {
   metrics_snapshot s;
   s.instances.reserve(reg_.instances.size());
   for (auto& i : reg_.instances) {
-    const auto info = i.handle.sample();  // on the loop: every instance, cheaply
+    const auto info = i.handle.sample();  // every instance: no string copies
     instance_sample m;
     m.program = i.prog->cfg.name;
     m.index = i.index;

@@ -92,6 +92,7 @@ process_info unit::info() const {
 }
 
 process_sample unit::sample() const {
+  std::lock_guard lk(mu_);  // a reader on another thread may move phase_ (error_frame)
   return {public_state(phase_, goal_), pid_, restarts_, started_at_};
 }
 

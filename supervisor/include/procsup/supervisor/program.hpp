@@ -27,7 +27,7 @@ class program {
 
   const std::string& id() const noexcept;
   process_info info() const;   // any thread
-  process_sample sample() const;  // the event loop's thread only: no lock, no strings
+  process_sample sample() const;  // any thread: info() without its strings
   process_state state() const; // any thread
   // The cgroup its instances run in (null: its process group only).
   const std::shared_ptr<procsup::cgroup>& cgroup() const noexcept;

@@ -58,8 +58,8 @@ struct lifecycle_event {
 
 using event_sink = std::function<void(const lifecycle_event&)>;
 
-// What a scrape of 1,000 instances needs of each, without process_info's strings or lock
-// (program::sample(), event loop thread only).
+// What a scrape of 1,000 instances needs of each, without process_info's strings
+// (program::sample()).
 struct process_sample {
   process_state state = process_state::stopped;
   pid_t pid = 0;

@@ -158,8 +158,8 @@ class unit : public std::enable_shared_from_this<unit> {
   // Waits for `st` (spinning on the reply ring first): false on timeout. Not on the loop thread.
   bool wait_reply(reply_state& st, std::chrono::nanoseconds timeout);
   process_info info() const;
-  // Loop thread only: state, pid, restarts and start time read without mu_ (the loop thread is
-  // their only writer), for a scrape that asks every unit.
+  // Any thread: state, pid, restarts and start time, without info()'s string copies (a scrape
+  // asks every unit).
   process_sample sample() const;
   process_state state() const;
   unit_phase phase() const;
@@ -284,7 +284,7 @@ class unit : public std::enable_shared_from_this<unit> {
 
   request_path path_;  // the reply ring's reader lock (path_.reader, before mu_) and get()'s wait
   mutable std::mutex mu_;
-  unit_phase phase_ = unit_phase::idle;  // mu_ (written on the loop thread only)
+  unit_phase phase_ = unit_phase::idle;  // mu_ (the loop thread, and a reader's error_frame step)
   stop_goal goal_ = stop_goal::stopped;  // the stop phases' goal (mu_)
   pid_t pid_ = 0;
   std::chrono::system_clock::time_point started_at_{};
